@@ -1,0 +1,157 @@
+"""Checkpoints that are safe to load and hard to lose.
+
+A checkpoint is a plain dictionary of tensors, numbers and strings, so it loads with
+`torch.load(path, weights_only=True)`, which refuses to run code hidden in a pickle. It carries
+the model's configuration (so the network can be rebuilt), the training recipe, metrics and the
+facts needed to trust it later (task, classes, preprocessing version, torch version, device, git
+commit). Writes go to a temporary file that is renamed into place, so a crash or a full disk never
+leaves a half-written file where a good one was.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import platform
+import subprocess
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .files import atomic_write_bytes
+from .model import CharacterCNN, ModelConfig
+from .preprocess import PREPROCESSING_VERSION
+
+FORMAT = "playmnist-checkpoint/1"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable checkpoint; the message says what was expected and found."""
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (commit or "unknown") + ("+uncommitted-src-changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    processor = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                processor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{processor}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def check_writable(path: Path) -> None:
+    """Fail before training starts, not after, if the checkpoint cannot be written there."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise CheckpointError(f"{folder}: checkpoints cannot be written here ({error.strerror or error})") from None
+
+
+def plain(value):
+    """Metadata as exactly the types `weights_only=True` accepts (str subclasses such as
+    torch.__version__, numpy numbers, paths and tuples would otherwise make the file unloadable)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {(key if type(key) in (int, str) else str(key)): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return plain(value.item())
+    return str(value)
+
+
+def save_checkpoint(path: Path, model: CharacterCNN, metadata: dict, training_state: dict | None = None) -> Path:
+    """Atomically write weights, model configuration and metadata (and optionally resume state)."""
+    payload = {
+        "format": FORMAT,
+        "model_config": model.config.to_dict(),
+        "state_dict": {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()},
+        "metadata": {
+            "preprocessing_version": PREPROCESSING_VERSION,
+            "torch_version": torch.__version__,
+            "git_commit": git_commit(),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **metadata,
+        },
+    }
+    if training_state is not None:
+        payload["training_state"] = training_state
+    payload = plain(payload)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    try:
+        atomic_write_bytes(Path(path), buffer.getvalue())
+    except OSError as error:
+        raise CheckpointError(f"{path}: could not save the checkpoint ({error.strerror or error}); "
+                              f"the previous file there, if any, is untouched") from None
+    return Path(path)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Load a checkpoint dictionary without executing anything from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: refused to load: it holds objects other than tensors and plain values, "
+                              f"which could run code (weights_only=True): {str(error).splitlines()[0][:200]}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as error:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or another kind of file): "
+                              f"{type(error).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: not a checkpoint of this project (expected format {FORMAT!r}, found {found!r})")
+    return payload
+
+
+def load_model(path: Path, num_classes: int | None = None, geometry_features: int | None = None,
+               payload: dict | None = None) -> tuple[CharacterCNN, dict]:
+    """Rebuild the network from a checkpoint; optional expectations are checked with clear errors."""
+    payload = payload if payload is not None else read_checkpoint(path)
+    try:
+        config = ModelConfig.from_dict(payload["model_config"])
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: model configuration is damaged ({error})") from None
+    if num_classes is not None and config.num_classes != num_classes:
+        raise CheckpointError(f"{path}: expected a network with {num_classes} classes, found one with {config.num_classes}")
+    if geometry_features is not None and config.geometry_features != geometry_features:
+        raise CheckpointError(f"{path}: expected {geometry_features} geometry inputs, found {config.geometry_features}")
+    model = CharacterCNN(config)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError) as error:
+        raise CheckpointError(f"{path}: weights do not fit the architecture {config}: {str(error)[:400]}") from None
+    model.eval()
+    return model, payload.get("metadata", {})
