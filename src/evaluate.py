@@ -1,0 +1,87 @@
+"""Evaluate a saved network on any set in a layout this project knows.
+
+This is the "test set arrives later" command: point it at a zip or folder in trainPart1's layout
+(`SampleNNN/imgNNN-MMM.png`), in mnistTask3's layout (`<digit>/image_NNNNNN.jpg`), or at
+`mnist-test`, and it prints accuracy, per-class accuracy, the confusion matrix, calibration and,
+for the 62-class network, the accuracy with case-ambiguous classes merged. Classes absent from
+the set are named, not treated as errors.
+"""
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import torch
+
+from . import data as datasets
+from .analysis import classification_report
+from .checkpoints import CheckpointError, load_model, read_checkpoint
+from .files import DataError, list_source_files
+from .preprocess import PREPROCESSING_VERSION
+from .train import predict_logits
+
+
+def detect_layout(source: Path) -> str:
+    """'trainpart1' or 'mnisttask' from the folder names; anything else is an error."""
+    names, _ = list_source_files(Path(source))
+    folders = {PurePosixPath(n).parent.name for n in names}
+    if any(datasets.SAMPLE_FOLDER.match(f) for f in folders):
+        return "trainpart1"
+    if folders and all(f.isdigit() and len(f) == 1 for f in folders):
+        return "mnisttask"
+    raise DataError(f"{source}: unrecognised layout; expected SampleNNN/imgNNN-MMM.png folders (trainPart1) "
+                    f"or 0..9/image_NNNNNN.jpg folders (mnistTask3), found folders {sorted(folders)[:10]}")
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool = False) -> dict:
+    payload = read_checkpoint(Path(checkpoint))
+    model, metadata = load_model(Path(checkpoint), payload=payload)
+    if metadata.get("preprocessing_version", PREPROCESSING_VERSION) != PREPROCESSING_VERSION:
+        raise CheckpointError(f"{checkpoint}: trained with preprocessing version {metadata['preprocessing_version']}, "
+                              f"this code applies version {PREPROCESSING_VERSION}; results would not be comparable")
+    classes = metadata.get("classes") or (datasets.CLASS_CHARACTERS if model.config.num_classes == 62
+                                          else datasets.DIGIT_CHARACTERS)
+    note = ""
+    geometry = None
+    if str(data) == "mnist-test":
+        images, labels, source = datasets.load_mnist("test")
+    else:
+        layout = detect_layout(Path(data))
+        if layout == "trainpart1":
+            characters = datasets.read_trainpart1(Path(data), preprocessing=metadata.get("preprocessing", "mnist"),
+                                                  skip_bad=skip_bad, require_all_classes=False,
+                                                  name="evaluation set")
+            images, labels, geometry, source = characters.images, characters.labels, characters.geometry, characters.source
+        else:
+            noisy = datasets.read_mnisttask3(Path(data), skip_bad=skip_bad)
+            images, labels, source = noisy.images, noisy.folder_labels, noisy.source
+            note = "labels are the folder names of this set"
+    if model.config.geometry_features and geometry is None:
+        raise CheckpointError(f"{checkpoint}: this network needs the ink-box geometry of trainPart1-layout images; "
+                              f"{data} does not provide it")
+    if labels.max() >= model.config.num_classes:
+        keep = labels < model.config.num_classes
+        note = (f"{int((~keep).sum())} images of classes this {model.config.num_classes}-class network does not "
+                f"know were left out")
+        images, labels = images[keep], labels[keep]
+        geometry = None if geometry is None else geometry[keep]
+    with torch.no_grad():
+        logits = predict_logits(model, images, geometry if model.config.geometry_features else None)
+    report = classification_report(logits, labels, classes[: model.config.num_classes])
+    report.update({"checkpoint": str(checkpoint), "data": source.describe(), "note": note,
+                   "task": metadata.get("task", "")})
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"checkpoint: {report['checkpoint']} ({report['task']})", f"data: {report['data']}",
+             f"images: {report['n']}", f"accuracy: {report['accuracy']:.4f}"]
+    if "accuracy_case_merged" in report:
+        lines.append(f"accuracy, case-ambiguous classes merged: {report['accuracy_case_merged']:.4f}")
+    lines.append(f"expected calibration error: {report['expected_calibration_error']:.4f}")
+    if report["absent_classes"]:
+        lines.append(f"classes absent from this set: {report['absent_classes']}")
+    if report["note"]:
+        lines.append(f"note: {report['note']}")
+    worst = sorted(((v, c) for c, v in report["per_class"].items() if v is not None))[:8]
+    lines.append("lowest per-class accuracy: " + ", ".join(f"{c} {v:.2f}" for v, c in worst))
+    return "\n".join(lines)
