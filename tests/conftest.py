@@ -1,0 +1,60 @@
+"""Small generated fixtures: every test runs on data made here, in a temporary folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.generated import idx_bytes, trainpart1_entries, write_zip
+
+
+@pytest.fixture(autouse=True)
+def isolated_folders(request, tmp_path, monkeypatch):
+    """Data, checkpoints and results of a test live in its own temporary folder; no network.
+    Notebook tests are exempt: they run on the real data, as a user would."""
+    if request.node.get_closest_marker("notebook"):
+        return
+    monkeypatch.setenv("PLAYMNIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PLAYMNIST_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("PLAYMNIST_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.delenv("PLAYMNIST_TRAINPART1", raising=False)
+    monkeypatch.delenv("PLAYMNIST_MNISTTASK3", raising=False)
+    import src.files
+
+    def no_network(url, *arguments, **keyword_arguments):
+        raise OSError(f"tests do not use the network ({url})")
+    monkeypatch.setattr(src.files.urllib.request, "urlopen", no_network)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def small_trainpart1_zip(tmp_path) -> Path:
+    """All 62 classes, 2 writers each, 240x180 canvases."""
+    return write_zip(tmp_path / "small_trainPart1.zip", trainpart1_entries())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path, monkeypatch):
+    """A 200/100-image MNIST-like IDX quadruple installed under data/MNIST/raw, with the
+    checksums patched to match, so every MNIST route runs offline."""
+    import hashlib
+
+    import src.data as data
+    generator = np.random.default_rng(0)
+    files = {}
+    for prefix, count in (("train", 200), ("t10k", 100)):
+        labels = np.arange(count) % 10
+        images = np.zeros((count, 28, 28), dtype=np.uint8)
+        for index, label in enumerate(labels):  # a bright bar whose position encodes the digit
+            images[index, 4 + 2 * label: 6 + 2 * label, 6:22] = 255
+            images[index] += generator.integers(0, 20, size=(28, 28), dtype=np.uint8)
+        files[f"{prefix}-images-idx3-ubyte"] = idx_bytes(images)
+        files[f"{prefix}-labels-idx1-ubyte"] = idx_bytes(labels)
+    monkeypatch.setattr(data, "MNIST_MD5", {name: hashlib.md5(payload).hexdigest() for name, payload in files.items()})
+    raw = data.mnist_raw_dir()
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, payload in files.items():
+        (raw / name).write_bytes(payload)
+    return files

@@ -1,0 +1,68 @@
+"""Metrics and statistics on inputs whose answers are known by hand."""
+import math
+
+import pytest
+import torch
+
+from src import analysis
+from src.data import CLASS_CHARACTERS
+
+
+def test_case_merged_accuracy_forgives_only_case_ambiguous_confusions():
+    index = CLASS_CHARACTERS.index
+    labels = torch.tensor([index("o"), index("x"), index("A"), index("1")])
+    predictions = torch.tensor([index("0"), index("X"), index("a"), index("l")])
+    assert analysis.accuracy(predictions, labels) == 0.0
+    assert analysis.case_merged_accuracy(predictions, labels) == 0.75  # A/a is not shape-ambiguous
+
+
+def test_confusion_matrix_and_per_class_accuracy():
+    labels = torch.tensor([0, 0, 1, 1, 1])
+    predictions = torch.tensor([0, 1, 1, 1, 0])
+    confusion = analysis.confusion_matrix(predictions, labels, 3)
+    assert confusion.tolist() == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
+    recall = analysis.per_class_accuracy(confusion)
+    assert recall[0] == 0.5 and recall[1] == pytest.approx(2 / 3) and math.isnan(recall[2])
+    assert analysis.most_confused_pairs(confusion, "abc", 5) == [("a", "b", 1), ("b", "a", 1)]
+
+
+def test_expected_calibration_error_on_a_known_input():
+    # Two bins: confidence 0.9 with accuracy 0.5 (4 items), confidence 0.6 with accuracy 1.0 (4 items).
+    probabilities = torch.tensor([[0.9, 0.1]] * 4 + [[0.6, 0.4]] * 4)
+    labels = torch.tensor([0, 0, 1, 1, 0, 0, 0, 0])
+    assert analysis.expected_calibration_error(probabilities, labels, bins=10) == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
+    perfectly_calibrated = torch.tensor([[1.0, 0.0]] * 5)
+    assert analysis.expected_calibration_error(perfectly_calibrated, torch.zeros(5, dtype=torch.long)) == 0.0
+
+
+def test_student_t_matches_tables():
+    assert analysis.student_t_two_sided_p(2.776, 4) == pytest.approx(0.05, abs=2e-4)
+    assert analysis.student_t_two_sided_p(12.706, 1) == pytest.approx(0.05, abs=2e-4)
+    assert analysis.student_t_two_sided_p(1.96, 100000) == pytest.approx(0.05, abs=2e-4)
+    assert analysis.student_t_quantile(0.975, 4) == pytest.approx(2.776, abs=1e-3)
+
+
+def test_paired_t_test_and_summary():
+    result = analysis.paired_t_test([0.996, 0.997, 0.995, 0.996], [0.995, 0.996, 0.995, 0.994])
+    # differences 0.001, 0.001, 0, 0.002: mean 0.001, sd 0.000816, t = 2.449 with 3 df -> p = 0.0917
+    assert result["mean_difference"] == pytest.approx(0.001)
+    assert result["t"] == pytest.approx(2.449, abs=1e-3)
+    assert result["p_value"] == pytest.approx(0.0917, abs=1e-3)
+    summary = analysis.summarise([1.0, 2.0, 3.0])
+    assert summary["mean"] == 2.0 and summary["std"] == 1.0
+    assert summary["ci95"][1] - 2.0 == pytest.approx(4.303 / math.sqrt(3), abs=1e-3)
+
+
+def test_convergence_helpers():
+    rows = [{"step": 100, "epoch": 0.5, "wall_seconds": 3.0, "test_accuracy": 0.97},
+            {"step": 200, "epoch": 1.0, "wall_seconds": 6.0, "test_accuracy": 0.991},
+            {"step": 300, "epoch": 1.5, "wall_seconds": 9.0, "test_accuracy": 0.989}]
+    assert analysis.first_reaching(rows, "test_accuracy", 0.99) == {"step": 200, "epoch": 1.0, "wall_seconds": 6.0}
+    assert analysis.first_reaching(rows, "test_accuracy", 0.995) is None
+    assert analysis.value_at_step(rows, "test_accuracy", 250) == 0.991
+
+
+def test_relative_weight_change():
+    before = {"w": torch.ones(4), "bn.running_mean": torch.zeros(3)}
+    after = {"w": torch.ones(4) * 1.5, "bn.running_mean": torch.ones(3)}
+    assert analysis.relative_weight_change(before, after) == {"w": pytest.approx(0.5)}

@@ -1,0 +1,27 @@
+"""Every notebook runs top to bottom with the quick budget, on the real data where it exists.
+
+Executed into a temporary copy, so the committed full-budget outputs are never touched; the
+quick budget writes its checkpoints and results under checkpoints/quick and results/quick.
+"""
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from src.notebooks import PROJECT_ROOT, execute_notebook
+
+NOTEBOOKS = ["task1.ipynb", "task2.ipynb", "task3.ipynb"]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_with_the_quick_budget(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYMNIST_BUDGET", "quick")
+    output = execute_notebook(PROJECT_ROOT / name, tmp_path / name, timeout_seconds=600)
+    notebook = nbformat.read(output, as_version=4)
+    printed = "\n".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                        for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+    assert "Budget: quick" in printed
+    if os.environ.get("PLAYMNIST_TRAINPART1") and name == "task1.ipynb":
+        assert "trainPart1: REAL data" in printed
