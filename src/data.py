@@ -85,6 +85,27 @@ class DataSource:
 
 
 @dataclass
+class LabelledImages:
+    """What the training loop consumes: images, labels and optional side information."""
+    images: torch.Tensor                 # [N, 1, H, W] float in [0, 1]
+    labels: torch.Tensor                 # [N] int64
+    geometry: torch.Tensor | None = None # [N, G] or None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> "LabelledImages":
+        return LabelledImages(self.images.to(device), self.labels.to(device),
+                              None if self.geometry is None else self.geometry.to(device))
+
+    def subset(self, index) -> "LabelledImages":
+        index = torch.as_tensor(index, dtype=torch.long, device=self.labels.device)
+        return LabelledImages(self.images[index], self.labels[index],
+                              None if self.geometry is None else self.geometry[index])
+
+
+
+@dataclass
 class CharacterImages:
     """trainPart1-layout images, preprocessed. `writers` holds the sample number MMM (-1 unknown)."""
     images: torch.Tensor        # [N, 1, 28, 28] float in [0, 1] (or [N, 1, 32, 32] for "resize32")
@@ -97,6 +118,12 @@ class CharacterImages:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def raw_luminance(self, index: int):
+        """The original drawing (luminance, 1 = paper) of image `index`, re-read from the source."""
+        names, read = list_source_files(Path(self.source.location))
+        name = self.files[index]
+        return decode_grayscale(read(name), name)
 
     def subset(self, index) -> "CharacterImages":
         index = torch.as_tensor(index, dtype=torch.long)
@@ -415,6 +442,18 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(payload, dtype=np.uint8, offset=header).reshape(shape)
 
 
+def load_mnist_splits(validation_images: int = 5000, seed: int = 0, allow_download: bool = True):
+    """MNIST's standard 60k/10k split with `validation_images` of the 60k held out (stratified) for
+    every choice we make, so the test set is only ever measured. Returns (train, validation,
+    test, source) as LabelledImages."""
+    images, labels, source = load_mnist("train", allow_download)
+    test_images, test_labels, _ = load_mnist("test", allow_download)
+    train_index, validation_index = stratified_split(labels, validation_images / len(labels), seed)
+    return (LabelledImages(images[train_index], labels[train_index]),
+            LabelledImages(images[validation_index], labels[validation_index]),
+            LabelledImages(test_images, test_labels), source)
+
+
 def load_mnist(split: str = "train", allow_download: bool = True) -> tuple[torch.Tensor, torch.Tensor, DataSource]:
     """MNIST images [N, 1, 28, 28] float in [0, 1] and labels [N]; split is 'train' or 'test'."""
     if split not in ("train", "test"):
@@ -576,6 +615,14 @@ def stratified_split(labels: torch.Tensor, validation_fraction: float, seed: int
         validation.append(members[:count])
         train.append(members[count:])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(validation)).values
+
+
+def stratified_subset(data: LabelledImages, count: int | None, seed: int = 0) -> LabelledImages:
+    """`count` images with the classes in their original proportions (all of them if None)."""
+    if count is None or count >= len(data):
+        return data
+    keep, _ = stratified_split(data.labels, 1 - count / len(data), seed)
+    return data.subset(keep)
 
 
 def grouped_kfold(groups: torch.Tensor, folds: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

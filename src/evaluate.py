@@ -16,8 +16,9 @@ from . import data as datasets
 from .analysis import classification_report
 from .checkpoints import CheckpointError, load_model, read_checkpoint
 from .files import DataError, list_source_files
-from .preprocess import PREPROCESSING_VERSION
-from .train import predict_logits
+from .preprocess import PREPROCESSING_VERSION, geometry_inputs, geometry_reference
+from .augment import AugmentConfig
+from .train import predict_averaged_over_views, predict_logits
 
 
 def detect_layout(source: Path) -> str:
@@ -50,7 +51,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
             characters = datasets.read_trainpart1(Path(data), preprocessing=metadata.get("preprocessing", "mnist"),
                                                   skip_bad=skip_bad, require_all_classes=False,
                                                   name="evaluation set")
-            images, labels, geometry, source = characters.images, characters.labels, characters.geometry, characters.source
+            images, labels, source = characters.images, characters.labels, characters.source
+            geometry = geometry_inputs(characters.geometry, characters.writers, metadata.get("geometry", "absolute"),
+                                       metadata.get("geometry_reference", geometry_reference(characters.geometry)))
         else:
             noisy = datasets.read_mnisttask3(Path(data), skip_bad=skip_bad)
             images, labels, source = noisy.images, noisy.folder_labels, noisy.source
@@ -64,8 +67,12 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
                 f"know were left out")
         images, labels = images[keep], labels[keep]
         geometry = None if geometry is None else geometry[keep]
-    with torch.no_grad():
-        logits = predict_logits(model, images, geometry if model.config.geometry_features else None)
+    geometry = geometry if model.config.geometry_features else None
+    if metadata.get("test_time_views"):
+        logits = predict_averaged_over_views(model, images, geometry, metadata["test_time_views"],
+                                             AugmentConfig.from_dict(metadata["test_time_augment"]))
+    else:
+        logits = predict_logits(model, images, geometry)
     report = classification_report(logits, labels, classes[: model.config.num_classes])
     report.update({"checkpoint": str(checkpoint), "data": source.describe(), "note": note,
                    "task": metadata.get("task", "")})

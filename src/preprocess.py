@@ -163,3 +163,48 @@ def plain_resize(luminance: np.ndarray, size: int = 32) -> torch.Tensor:
     Only the polarity is flipped, so the comparison isolates cropping and centring."""
     ink = ink_from_luminance(luminance)[None, None]
     return F.interpolate(ink, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0, 0].clamp(0, 1)
+
+
+def geometry_reference(geometry: torch.Tensor) -> list[float]:
+    """Median log height, centre x and centre y of a set: what an average drawing looks like."""
+    return [float(geometry[:, 0].median()), float(geometry[:, 2].median()), float(geometry[:, 3].median())]
+
+
+def writer_relative_geometry(geometry: torch.Tensor, writers: torch.Tensor, fallback_reference: list[float],
+                             minimum_images: int = 10) -> torch.Tensor:
+    """Express each ink box's size and position relative to its writer's habits.
+
+    Writers differ more in overall size than capitals differ from lowercase, so an absolute size
+    says little about case; size relative to the same writer's median character height says much
+    more. Likewise for where on the canvas a writer tends to draw. The medians are taken over
+    that writer's images in the set being processed (no labels are used), so it needs several
+    images per writer, as every set in trainPart1's layout has (62 per writer). Images of unknown
+    writers (-1) or writers with fewer than `minimum_images` images are measured against
+    `fallback_reference` (`geometry_reference` of the training set).
+    """
+    relative = geometry.clone()
+    for writer in torch.unique(writers).tolist():
+        members = writers == writer
+        enough = writer >= 0 and int(members.sum()) >= minimum_images
+        height, centre_x, centre_y = geometry_reference(geometry[members]) if enough else fallback_reference
+        relative[members, 0] -= height
+        relative[members, 1] -= height
+        relative[members, 2] -= centre_x
+        relative[members, 3] -= centre_y
+    return relative
+
+
+GEOMETRY_MODES = ("none", "absolute", "writer")
+
+
+def geometry_inputs(geometry: torch.Tensor, writers: torch.Tensor, mode: str,
+                    fallback_reference: list[float]) -> torch.Tensor | None:
+    """The side input a network gets, by mode: nothing, the ink box as measured, or its size
+    relative to the writer (see `writer_relative_geometry`)."""
+    if mode == "none":
+        return None
+    if mode == "absolute":
+        return geometry
+    if mode == "writer":
+        return writer_relative_geometry(geometry, writers, fallback_reference)
+    raise ValueError(f"unknown geometry mode {mode!r}; use one of {GEOMETRY_MODES}")

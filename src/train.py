@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .augment import AugmentConfig, augment_batch
 from .checkpoints import CheckpointError, check_writable, device_name, read_checkpoint, save_checkpoint
+from .data import LabelledImages
 
 
 @dataclass(frozen=True)
@@ -42,25 +43,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         return cls(**{**values, "augment": AugmentConfig.from_dict(values["augment"])})
-
-
-@dataclass
-class LabelledImages:
-    images: torch.Tensor                 # [N, 1, H, W] float in [0, 1]
-    labels: torch.Tensor                 # [N] int64
-    geometry: torch.Tensor | None = None # [N, G] or None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def to(self, device: torch.device) -> "LabelledImages":
-        return LabelledImages(self.images.to(device), self.labels.to(device),
-                              None if self.geometry is None else self.geometry.to(device))
-
-    def subset(self, index) -> "LabelledImages":
-        index = torch.as_tensor(index, dtype=torch.long, device=self.labels.device)
-        return LabelledImages(self.images[index], self.labels[index],
-                              None if self.geometry is None else self.geometry[index])
 
 
 @dataclass
@@ -106,6 +88,18 @@ def predict_logits(model: nn.Module, images: torch.Tensor, geometry: torch.Tenso
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
+def predict_averaged_over_views(model: nn.Module, images: torch.Tensor, geometry: torch.Tensor | None,
+                                views: int, augment: AugmentConfig, seed: int = 0) -> torch.Tensor:
+    """Test-time augmentation: log of the softmax averaged over the image and `views` mildly
+    distorted copies (a fixed seed, so the same input always gets the same answer)."""
+    generator = torch.Generator().manual_seed(seed)
+    probabilities = torch.softmax(predict_logits(model, images, geometry), dim=1)
+    for _ in range(views):
+        distorted, _ = augment_batch(images.cpu(), augment, generator)
+        probabilities += torch.softmax(predict_logits(model, distorted, geometry), dim=1)
+    return torch.log(probabilities / (views + 1))
+
+
 def evaluate(model: nn.Module, data: LabelledImages) -> dict:
     logits = predict_logits(model, data.images, data.geometry)
     labels = data.labels.to(logits.device)
@@ -141,16 +135,21 @@ def _restore_random_state(state: dict, shuffle: torch.Generator, augmentation: t
 
 def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
           evaluation_sets: dict[str, LabelledImages] | None = None,
+          step_evaluation_sets: dict[str, LabelledImages] | None = None,
           loss_function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
           checkpoint_path: str | Path | None = None, resume: bool = False, checkpoint_metadata: dict | None = None,
           device: torch.device | str | None = None, progress: bool = True, description: str = "training") -> TrainResult:
     """Train `model` on `data` and return it with its history.
 
-    `loss_function(logits, labels)` replaces cross-entropy (Task 3 passes its own). With
-    `checkpoint_path`, a checkpoint is written after every epoch; `resume=True` continues from it.
+    `evaluation_sets` are evaluated after every epoch, `step_evaluation_sets` every
+    `config.evaluate_every_steps` optimizer steps (for convergence curves); evaluation time is
+    excluded from the wall-clock seconds recorded. `loss_function(logits, labels)` replaces
+    cross-entropy (Task 3 passes its own). With `checkpoint_path`, a checkpoint is written after
+    every epoch; `resume=True` continues from it.
     """
     device = torch.device(device) if device is not None else default_device()
     evaluation_sets = {name: subset.to(device) for name, subset in (evaluation_sets or {}).items()}
+    step_evaluation_sets = {name: subset.to(device) for name, subset in (step_evaluation_sets or {}).items()}
     loss_function = loss_function or cross_entropy(config.label_smoothing)
     if checkpoint_path is not None:
         check_writable(Path(checkpoint_path))
@@ -185,9 +184,9 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
         history, step_evaluations = list(state["history"]), list(state["step_evaluations"])
         first_epoch, step, trained_seconds = state["epoch"], state["step"], state["trained_seconds"]
 
-    def run_evaluations() -> dict:
+    def run_evaluations(sets: dict[str, LabelledImages]) -> dict:
         row = {}
-        for name, subset in evaluation_sets.items():
+        for name, subset in sets.items():
             result = evaluate(model, subset)
             row[f"{name}_loss"], row[f"{name}_accuracy"] = result["loss"], result["accuracy"]
         return row
@@ -215,13 +214,13 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
             loss_sum += loss.detach()
             correct += (logits.argmax(1) == labels).sum()
             bar.update(1)
-            if config.evaluate_every_steps and step % config.evaluate_every_steps == 0 and evaluation_sets:
+            if config.evaluate_every_steps and step % config.evaluate_every_steps == 0 and step_evaluation_sets:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 epoch_seconds += time.perf_counter() - started
                 step_evaluations.append({"step": step, "epoch": step / steps_per_epoch,
                                          "wall_seconds": trained_seconds + epoch_seconds,
-                                         **run_evaluations()})
+                                         **run_evaluations(step_evaluation_sets)})
                 model.train()
                 started = time.perf_counter()
         if device.type == "cuda":
@@ -233,7 +232,7 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
                "train_accuracy": float(correct) / (steps_per_epoch * batch_size),
                "epoch_seconds": epoch_seconds, "wall_seconds": trained_seconds,
                "images_per_second": steps_per_epoch * batch_size / max(epoch_seconds, 1e-9),
-               **run_evaluations()}
+               **run_evaluations(evaluation_sets)}
         model.train()
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{k: f"{v:.4f}" for k, v in row.items() if k.endswith("_accuracy")})

@@ -12,7 +12,8 @@ import torch
 from src.augment import NO_AUGMENTATION, AugmentConfig, augment_batch
 from src.checkpoints import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from src.model import ModelConfig, build_model, layer_table, parameter_count, with_new_head
-from src.train import LabelledImages, TrainConfig, evaluate, finished_checkpoint, train
+from src.data import LabelledImages
+from src.train import TrainConfig, evaluate, finished_checkpoint, train
 
 SMALL = ModelConfig(num_classes=10, widths=(8, 16, 16))
 

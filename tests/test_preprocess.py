@@ -102,3 +102,20 @@ def test_ink_box_is_found_on_either_polarity():
     for image in (luminance, 1.0 - luminance):
         box = find_ink_box(ink_from_luminance(image), "x")
         assert (box.top, box.left, box.bottom, box.right, box.canvas_height, box.canvas_width) == expected
+
+
+def test_writer_relative_geometry_removes_each_writers_size_and_place_and_falls_back_for_unknown_writers():
+    from src.preprocess import geometry_inputs, writer_relative_geometry
+    writers = torch.tensor([1] * 12 + [2] * 12 + [-1, 3])
+    log_height = torch.cat([torch.linspace(-2, -1, 12), torch.linspace(-2, -1, 12) + 0.7, torch.tensor([-1.2, -1.3])])
+    centre_x = torch.cat([torch.linspace(-0.1, 0.1, 12), torch.linspace(-0.1, 0.1, 12) + 0.2, torch.tensor([0.3, 0.0])])
+    geometry = torch.stack([log_height, log_height - 0.2, centre_x, torch.zeros(26)], dim=1)
+    relative = writer_relative_geometry(geometry, writers, fallback_reference=[-1.5, 0.05, 0.0])
+    # The same drawings by a writer who draws 2x larger (log + 0.7) further right get the same inputs.
+    assert torch.allclose(relative[:12], relative[12:24], atol=1e-6)
+    assert float(relative[:12, 0].median()) == pytest.approx(0.0, abs=1e-6)
+    # Unknown writer (-1) and a writer with a single image are measured against the fallback.
+    assert relative[24, 0] == pytest.approx(-1.2 + 1.5) and relative[25, 0] == pytest.approx(-1.3 + 1.5)
+    assert relative[24, 2] == pytest.approx(0.3 - 0.05)
+    assert geometry_inputs(geometry, writers, "none", [0.0] * 3) is None
+    assert torch.equal(geometry_inputs(geometry, writers, "absolute", [0.0] * 3), geometry)

@@ -1,0 +1,113 @@
+"""Untrusted input never crashes the process or hangs it, and re-running gives the same results.
+
+The fuzzer mutates valid files at random (bounded in count and time) and feeds them to every data
+entry point: each call must either load or raise the project's own error type.
+"""
+import io
+import json
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import src.data as data
+from src.files import DataError, decode_grayscale
+from tests.generated import draw_character, idx_bytes, png_bytes, trainpart1_entries, write_zip
+
+MUTATIONS_PER_FORMAT = 150
+SECONDS_PER_FORMAT = 20
+
+
+def mutations(payload: bytes, seed: int):
+    """Random damage: flipped bytes, truncation, inserted junk, swapped chunks."""
+    generator = np.random.default_rng(seed)
+    for _ in range(MUTATIONS_PER_FORMAT):
+        damaged = bytearray(payload)
+        kind = generator.integers(4)
+        if kind == 0:
+            for position in generator.integers(0, len(damaged), size=generator.integers(1, 12)):
+                damaged[position] = generator.integers(256)
+        elif kind == 1:
+            damaged = damaged[: generator.integers(0, len(damaged))]
+        elif kind == 2:
+            position = generator.integers(0, len(damaged))
+            damaged[position:position] = generator.integers(0, 256, size=generator.integers(1, 64), dtype=np.uint8).tobytes()
+        else:
+            first, second = sorted(generator.integers(0, len(damaged), size=2))
+            damaged = damaged[:first] + damaged[second:] + damaged[first:second]
+        yield bytes(damaged)
+
+
+def fuzz(load, payload: bytes, seed: int):
+    started = time.perf_counter()
+    outcomes = {"loaded": 0, "refused": 0}
+    for damaged in mutations(payload, seed):
+        try:
+            load(damaged)
+            outcomes["loaded"] += 1
+        except DataError:
+            outcomes["refused"] += 1
+        assert time.perf_counter() - started < SECONDS_PER_FORMAT, "the loader is too slow on damaged input"
+    assert outcomes["refused"] > 0  # the damage was real
+    return outcomes
+
+
+def test_damaged_png_and_jpeg_load_or_raise_data_error():
+    png = png_bytes(draw_character(3, 1))
+    fuzz(lambda payload: decode_grayscale(payload, "fuzzed.png"), png, seed=0)
+    buffer = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)).save(buffer, format="JPEG")
+    fuzz(lambda payload: decode_grayscale(payload, "fuzzed.jpg"), buffer.getvalue(), seed=1)
+
+
+def test_damaged_idx_loads_or_raises_data_error(tmp_path):
+    payload = idx_bytes(np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28) % 255)
+    path = tmp_path / "fuzzed-idx"
+
+    def load(damaged):
+        path.write_bytes(damaged)
+        data.read_idx(path)
+    fuzz(load, payload, seed=2)
+
+
+def test_damaged_zip_loads_or_raises_data_error(tmp_path):
+    payload = write_zip(tmp_path / "good.zip", trainpart1_entries(classes="0aA", writers=[1])).read_bytes()
+    path = tmp_path / "fuzzed.zip"
+
+    def load(damaged):
+        path.write_bytes(damaged)
+        data.read_trainpart1(path, require_all_classes=False)
+    fuzz(load, payload, seed=3)
+
+
+def test_decompression_bomb_image_is_refused():
+    buffer = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(buffer, format="PNG")  # 100 Mpx in a few kB
+    with pytest.raises(DataError, match="bomb.png"):
+        decode_grayscale(buffer.getvalue(), "bomb.png")
+
+
+def test_rerunning_an_experiment_gives_the_same_results_and_no_new_files(monkeypatch, tmp_path):
+    import src.task1 as task1
+    from src.runs import checkpoint_dir, results_dir
+    five_writers = write_zip(tmp_path / "five_writers.zip", trainpart1_entries(writers=range(1, 6)))
+    monkeypatch.setattr(task1, "load_trainpart1", lambda preprocessing="mnist": data.read_trainpart1(five_writers))
+    monkeypatch.setitem(task1.BUDGETS, "quick", {"epochs": 1, "folds_run": 1, "ablation_folds_run": 1})
+    monkeypatch.setattr(task1, "ABLATIONS", {})
+
+    def run_and_list():
+        results = task1.run_experiment("quick", progress=False)
+        files = sorted(p.name for folder in (checkpoint_dir("quick"), results_dir("quick")) for p in folder.iterdir())
+        stored = json.loads((results_dir("quick") / "task1.json").read_text())
+        return results, files, stored
+
+    first, first_files, first_stored = run_and_list()
+    second, second_files, second_stored = run_and_list()
+    assert first_files == second_files == ["task1.json", "task1.pt"]
+    assert torch.equal(first["main"]["out_of_fold_logits"].nan_to_num(), second["main"]["out_of_fold_logits"].nan_to_num())
+    for key in ("accuracy", "accuracy_case_merged"):
+        assert first_stored["main"][key] == second_stored["main"][key]
+    assert [r["train_loss"] for r in first_stored["final_history"]] == [r["train_loss"] for r in second_stored["final_history"]]
