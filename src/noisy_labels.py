@@ -1,0 +1,64 @@
+"""Learning when the label is (almost) never the truth: Task 3's tools.
+
+If each image sits in a folder other than its digit, the folder is a *complementary label*: it
+says which class the image is not (Ishida et al., 2017). A network trained on such folders with
+ordinary cross-entropy learns p(folder | image), which for an image of digit y is about 1/9 for
+every folder but y, and near 0 for y: its argmax is a wrong digit, its argmin the right one.
+
+Here: the losses that learn from such labels (the complementary loss -log(1 - p_folder) of
+Kim et al., 2019 and Chou et al., 2020; forward correction through a transition matrix T, Patrini
+et al., 2017 and Yu et al., 2018), and the estimate of T[true digit, folder] from a network's
+predictions on held-out images, which needs no clean label.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def complementary_loss(logits: torch.Tensor, complementary_labels: torch.Tensor) -> torch.Tensor:
+    """Mean of -log(1 - p[complementary label]), computed stably in log space:
+    log(1 - p_k) = logsumexp(logits without k) - logsumexp(logits)."""
+    masked = logits.masked_fill(F.one_hot(complementary_labels, logits.shape[1]).bool(), float("-inf"))
+    return (torch.logsumexp(logits, dim=1) - torch.logsumexp(masked, dim=1)).mean()
+
+
+def forward_corrected_loss(transition: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy of the observed folder under p(folder | x) = softmax(logits) @ T, where
+    T[true, folder] is the probability that an image of `true` sits in `folder` (Patrini et al.)."""
+    def loss(logits: torch.Tensor, folder_labels: torch.Tensor) -> torch.Tensor:
+        matrix = transition.to(logits.device, logits.dtype)
+        folder_probabilities = torch.softmax(logits, dim=1) @ matrix
+        chosen = folder_probabilities.gather(1, folder_labels[:, None]).squeeze(1)
+        return -torch.log(chosen.clamp(min=1e-12)).mean()
+    return loss
+
+
+def least_likely_folder(folder_logits: torch.Tensor) -> torch.Tensor:
+    """The digit a folder-trained network reveals: the folder it finds least likely."""
+    return folder_logits.argmin(dim=1)
+
+
+def estimate_transition_matrix(inferred_digits: torch.Tensor, folder_labels: torch.Tensor,
+                               num_classes: int = 10) -> torch.Tensor:
+    """T[i, j] = share of the images inferred to be digit i that sit in folder j.
+
+    Use it on images the inferring network did not train on (its own training folders are
+    memorised and would bias the diagonal). Rows without any image are left uniform.
+    """
+    counts = torch.zeros(num_classes, num_classes)
+    counts.index_put_((inferred_digits.cpu(), folder_labels.cpu()), torch.ones(len(folder_labels)), accumulate=True)
+    totals = counts.sum(dim=1, keepdim=True)
+    return torch.where(totals > 0, counts / totals.clamp(min=1), torch.full_like(counts, 1 / num_classes))
+
+
+def confident_pseudo_labels(logits: torch.Tensor, folder_labels: torch.Tensor, minimum_confidence: float):
+    """Pseudo-labels for a second, ordinary training stage: the network's argmax where it is at
+    least `minimum_confidence` sure, and only where the label differs from the folder (a folder is
+    almost never the digit, so agreement marks a likely mistake). Returns (keep mask, labels)."""
+    probabilities = torch.softmax(logits.float(), dim=1)
+    confidence, labels = probabilities.max(dim=1)
+    keep = (confidence >= minimum_confidence) & (labels != folder_labels.to(labels.device))
+    return keep, labels
