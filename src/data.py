@@ -43,6 +43,7 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+PREPROCESSINGS = ("mnist", "resize32")  # MNIST's convention; the public solutions' plain 32x32 resize
 STANDIN_TRUE_FOLDER_PROBABILITY = 0.001  # the guide's description of mnistTask3's labels
 
 SAMPLE_FOLDER = re.compile(r"^Sample(\d{3})$")
@@ -246,29 +247,28 @@ def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: boo
     record = DataSource(name, kind, str(source), route, source_hash, len(entries))
     if missing:
         record.note = f"classes absent from this set: {''.join(missing)}"
-    cache = _cache_path("trainpart1", source_hash, preprocessing)
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(f"unknown preprocessing {preprocessing!r} (use one of {PREPROCESSINGS})")
+    cache = _cache_path("trainpart1", source_hash, "+".join(PREPROCESSINGS))
     cached = _load_cache(cache)
     if cached is None:
-        cached = _preprocess_trainpart1(entries, read, preprocessing, skip_bad, source)
+        cached = _preprocess_trainpart1(entries, read, skip_bad, source)
         if not cached["skipped"]:
             _save_cache(cache, cached)
     record.skipped = list(cached["skipped"])
     record.files = len(cached["files"])
-    return CharacterImages(cached["images"], cached["labels"], cached["geometry"], cached["ink_boxes"],
+    return CharacterImages(cached[f"images_{preprocessing}"], cached["labels"], cached["geometry"], cached["ink_boxes"],
                            cached["writers"], list(cached["files"]), record)
 
 
-def _preprocess_trainpart1(entries, read, preprocessing: str, skip_bad: bool, source: Path) -> dict:
-    if preprocessing not in ("mnist", "resize32"):
-        raise ValueError(f"unknown preprocessing {preprocessing!r} (use 'mnist' or 'resize32')")
+def _preprocess_trainpart1(entries, read, skip_bad: bool, source: Path) -> dict:
+    """Decode every image once and produce every preprocessing from it (decoding is the cost)."""
     labels_by_name = {name: (label, writer) for name, label, writer in entries}
 
     def decode_one(name, payload):
         luminance = decode_grayscale(payload, f"{source}!{name}" if source.is_file() else str(source / name))
         image, box = preprocess.to_mnist_convention(luminance, f"{source}: {name}")
-        if preprocessing == "resize32":
-            image = preprocess.plain_resize(luminance, 32)
-        return image, box
+        return {"mnist": image, "resize32": preprocess.plain_resize(luminance, 32)}, box
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the pool's threads each run one image; avoid oversubscription
@@ -280,7 +280,8 @@ def _preprocess_trainpart1(entries, read, preprocessing: str, skip_bad: bool, so
         raise DataError(f"{source}: no readable images")
     boxes = [box for _, (_, box) in kept]
     return {
-        "images": torch.stack([image for _, (image, _) in kept])[:, None].contiguous(),
+        **{f"images_{variant}": torch.stack([images[variant] for _, (images, _) in kept])[:, None].contiguous()
+           for variant in PREPROCESSINGS},
         "labels": torch.tensor([labels_by_name[name][0] for name, _ in kept]),
         "writers": torch.tensor([labels_by_name[name][1] for name, _ in kept]),
         "geometry": torch.tensor([box.geometry() for box in boxes], dtype=torch.float32),
@@ -463,7 +464,6 @@ def load_mnist(split: str = "train", allow_download: bool = True) -> tuple[torch
     images = read_idx(mnist_raw_dir() / f"{prefix}-images-idx3-ubyte")
     labels = read_idx(mnist_raw_dir() / f"{prefix}-labels-idx1-ubyte")
     images = torch.from_numpy(images.copy()).float().div_(255).unsqueeze(1)
-    record.files = len(labels)
     return images, torch.from_numpy(labels.astype(np.int64)), record
 
 

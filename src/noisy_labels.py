@@ -54,11 +54,15 @@ def estimate_transition_matrix(inferred_digits: torch.Tensor, folder_labels: tor
     return torch.where(totals > 0, counts / totals.clamp(min=1), torch.full_like(counts, 1 / num_classes))
 
 
-def confident_pseudo_labels(logits: torch.Tensor, folder_labels: torch.Tensor, minimum_confidence: float):
-    """Pseudo-labels for a second, ordinary training stage: the network's argmax where it is at
-    least `minimum_confidence` sure, and only where the label differs from the folder (a folder is
-    almost never the digit, so agreement marks a likely mistake). Returns (keep mask, labels)."""
+def confident_pseudo_labels(logits: torch.Tensor, folder_labels: torch.Tensor, keep_share: float):
+    """Pseudo-labels for a second, ordinary training stage: the network's argmax on the `keep_share`
+    of images it is most confident about, and only where the label differs from the folder (a
+    folder is almost never the digit, so agreement marks a likely mistake). A share rather than a
+    confidence threshold keeps the stage well defined however sharp the network's outputs are.
+    Returns (keep mask, labels, confidence threshold used)."""
     probabilities = torch.softmax(logits.float(), dim=1)
     confidence, labels = probabilities.max(dim=1)
-    keep = (confidence >= minimum_confidence) & (labels != folder_labels.to(labels.device))
-    return keep, labels
+    disagrees = labels != folder_labels.to(labels.device)
+    threshold = float(torch.quantile(confidence[disagrees], 1 - keep_share)) if disagrees.any() else 1.0
+    keep = disagrees & (confidence >= threshold)
+    return keep, labels, threshold

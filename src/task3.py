@@ -41,7 +41,7 @@ CORRECTED = TrainConfig(        # forward-corrected loss; a complementary label 
 PSEUDO_LABELLED = TrainConfig(  # ordinary training on the confident pseudo-labels
     epochs=8, batch_size=128, optimizer="sgd", learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
     warmup_fraction=0.2, label_smoothing=0.1, augment=AUGMENT, evaluate_every_steps=200)
-MINIMUM_CONFIDENCE = 0.9        # pseudo-labels below this softmax confidence are left out
+PSEUDO_LABEL_SHARE = 0.95       # the most confident 95 % of images (whose label differs from their folder) are kept
 VALIDATION_FRACTION = 0.1       # of mnistTask3, stratified by folder: T's estimate and model choice
 
 BUDGETS = {
@@ -158,8 +158,8 @@ def run_experiment(budget: str, progress: bool = True) -> dict:
             metrics["validation_corrected_loss"] = float(loss(validation_logits, validation.labels))
             corrected[start].append({"seed": seed, **metrics})
 
-            keep, pseudo_labels = confident_pseudo_labels(predict_logits(first.model, train_set.images).cpu(),
-                                                          train_set.labels, MINIMUM_CONFIDENCE)
+            keep, pseudo_labels, _ = confident_pseudo_labels(predict_logits(first.model, train_set.images).cpu(),
+                                                             train_set.labels, PSEUDO_LABEL_SHARE)
             pseudo = LabelledImages(train_set.images[keep], pseudo_labels[keep])
             config = _recipe(PSEUDO_LABELLED, epochs=settings["pseudo_epochs"], evaluate_every_steps=every, seed=seed)
             second, metrics = run_training(start_network(start, seed, task1_checkpoint), pseudo, test, config,
@@ -185,7 +185,7 @@ def run_experiment(budget: str, progress: bool = True) -> dict:
         "folder_is_digit_probability": folder_is_digit_probability(transition, validation.labels),
         "corrected": corrected, "two_stage": two_stage,
         "recipes": {"naive": NAIVE.to_dict(), "corrected": CORRECTED.to_dict(), "pseudo_labelled": PSEUDO_LABELLED.to_dict(),
-                    "minimum_confidence": MINIMUM_CONFIDENCE},
+                    "pseudo_label_share": PSEUDO_LABEL_SHARE},
         "total_seconds": time.perf_counter() - started,
     }
     results["summary"] = summarise(results)
@@ -248,8 +248,8 @@ def run_headline(budget: str, seed: int = 0, progress: bool = True) -> dict:
     first, corrected_metrics = run_training(build_model(MODEL, seed=seed), train_set, test,
                                             _recipe(CORRECTED, epochs=settings["corrected_epochs"], evaluate_every_steps=every, seed=seed),
                                             loss, progress, "corrected")
-    keep, pseudo_labels = confident_pseudo_labels(predict_logits(first.model, train_set.images).cpu(), train_set.labels,
-                                                  MINIMUM_CONFIDENCE)
+    keep, pseudo_labels, _ = confident_pseudo_labels(predict_logits(first.model, train_set.images).cpu(), train_set.labels,
+                                                     PSEUDO_LABEL_SHARE)
     _, two_stage_metrics = run_training(build_model(MODEL, seed=seed), LabelledImages(train_set.images[keep], pseudo_labels[keep]),
                                         test, _recipe(PSEUDO_LABELLED, epochs=settings["pseudo_epochs"], evaluate_every_steps=every, seed=seed),
                                         progress=progress, description="two-stage")

@@ -157,6 +157,8 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
     torch.manual_seed(config.seed)
     model = model.to(device).to(memory_format=torch.channels_last)
     data = data.to(device)
+    if len(data) == 0:
+        raise ValueError(f"{description}: no training images")
     batch_size = min(config.batch_size, len(data))
     steps_per_epoch = len(data) // batch_size
     total_steps = steps_per_epoch * config.epochs

@@ -71,6 +71,10 @@ def test_second_load_comes_from_the_cache_and_is_identical(small_trainpart1_zip)
     assert time.perf_counter() - started < first_seconds
     assert torch.equal(first.images, second.images) and first.files == second.files
     assert len(list((data.data_dir() / "cache").glob("trainpart1-*.pt"))) == 1
+    started = time.perf_counter()
+    plain = data.read_trainpart1(small_trainpart1_zip, preprocessing="resize32")  # decoded in the same pass
+    assert time.perf_counter() - started < first_seconds
+    assert plain.images.shape == (124, 1, 32, 32) and torch.equal(plain.labels, first.labels)
 
 
 def test_cache_is_keyed_by_content(tmp_path, small_trainpart1_zip):
