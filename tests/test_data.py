@@ -272,3 +272,44 @@ def test_stratified_split_keeps_class_proportions_and_is_seeded():
     assert len(train) + len(validation) == 1000 and not set(train.tolist()) & set(validation.tolist())
     assert torch.equal(validation, data.stratified_split(labels, 0.1, seed=3)[1])
     assert not torch.equal(validation, data.stratified_split(labels, 0.1, seed=4)[1])
+
+
+# ----------------------------------------------------------------------------- downloads
+
+class FakeResponse(io.BytesIO):
+    """What urlopen returns: a body, a Content-Length header, and a context manager."""
+
+    def __init__(self, body: bytes, declared_length: int):
+        super().__init__(body)
+        self.headers = {"Content-Length": str(declared_length)}
+
+
+def serve(monkeypatch, body: bytes, declared_length: int):
+    import src.files
+    monkeypatch.setattr(src.files.urllib.request, "urlopen",
+                        lambda url, timeout=None: FakeResponse(body, declared_length))
+
+
+def test_a_download_cut_off_midway_leaves_no_file_and_the_next_route_is_tried(monkeypatch, small_trainpart1_zip):
+    import src.synthetic_characters as synthetic
+    monkeypatch.setattr(synthetic, "write_synthetic_trainpart1",
+                        lambda target, seed=0: write_zip(target, trainpart1_entries(writers=[1])))
+    whole = small_trainpart1_zip.read_bytes()
+    serve(monkeypatch, whole[: len(whole) // 2], declared_length=len(whole))
+    path, route, kind = data.find_trainpart1()
+    assert kind == "stand-in" and "stopped after" in route
+    assert sorted(p.name for p in data.data_dir().iterdir()) == ["trainPart1-standin.zip"]  # no partial, no half zip
+
+
+def test_a_complete_download_with_the_wrong_content_is_refused(monkeypatch):
+    serve(monkeypatch, b"<html>sign in to Dropbox</html>", declared_length=31)
+    with pytest.raises(DataError, match="not a readable zip"):
+        data.find_trainpart1(allow_standin=False)
+    assert not (data.data_dir() / "trainPart1.zip").exists()
+
+
+def test_a_complete_download_is_kept_and_used(monkeypatch, small_trainpart1_zip):
+    whole = small_trainpart1_zip.read_bytes()
+    serve(monkeypatch, whole, declared_length=len(whole))
+    path, route, kind = data.find_trainpart1()
+    assert kind == "real" and route.startswith("downloaded from") and path.read_bytes() == whole
