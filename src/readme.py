@@ -1,17 +1,35 @@
-"""Keep README's results table equal to what the runs produced.
+"""Keep README's results and checkpoint tables equal to what the runs produced.
 
 Each task writes `results/<task>.json` with a `headline` list of rows (what, value, command,
-machine). `python -m src report` rewrites the table between the README's markers from those
-files, so no number in it is typed by hand; a test checks the README is up to date.
+machine), and each checkpoint carries its metrics in its metadata. `python -m src report`
+rewrites both tables between the README's markers from those files, so no number in them is
+typed by hand; a test checks the README is up to date.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .runs import PROJECT_ROOT, load_results
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+CHECKPOINT_MARKERS = ("<!-- checkpoints:start -->", "<!-- checkpoints:end -->")
 RESULT_FILES = ("task1", "task2", "task3", "bench")
+
+# What each committed checkpoint is; its numbers come from the file itself.
+CHECKPOINT_DESCRIPTIONS = {
+    "task1.pt": "Task 1: the 62-class network, the recipe trained on all 2,480 trainPart1 images; "
+                "the pretrained start of Task 2 (c) and Task 3",
+    "task2_digits_pretrained.pt": "Task 2: the network trained on trainPart1's 400 digit drawings only",
+    "task2_mnist_pretrained.pt": "Task 2 (a): MNIST from the 400-digit network (seed with the best validation accuracy)",
+    "task2_mnist_scratch.pt": "Task 2 (b): MNIST from random initialisation (seed with the best validation accuracy)",
+    "task2_mnist_from_task1.pt": "Task 2 (c): MNIST from the Task 1 network, new head (seed with the best validation accuracy)",
+    "task3_naive_scratch.pt": "Task 3: mnistTask3's folders used as labels (naive), from scratch",
+    "task3_naive_pretrained.pt": "Task 3: folders as labels (naive), from the Task 1 network",
+    "task3_scratch.pt": "Task 3: corrected loss, then pseudo-labels (two-stage), from scratch "
+                        "(seed with the lowest held-out corrected loss)",
+    "task3_pretrained.pt": "Task 3: two-stage, from the Task 1 network (seed chosen the same way)",
+}
 
 
 def results_table() -> str:
@@ -27,12 +45,47 @@ def results_table() -> str:
     return "\n".join(lines)
 
 
+def _format_metric(name: str, value) -> str:
+    if isinstance(value, dict) and "mean" in value:
+        return f"{name} {100 * value['mean']:.2f} ± {100 * value['std']:.2f} % (n={value['n']})"
+    if isinstance(value, float):
+        return f"{name} {100 * value:.2f} %" if "accuracy" in name else f"{name} {value:.4f}"
+    return f"{name} {value}"
+
+
+def checkpoint_folder() -> Path:
+    return Path(os.environ.get("PLAYMNIST_CHECKPOINT_DIR", PROJECT_ROOT / "checkpoints"))
+
+
+def checkpoints_table() -> str:
+    from .checkpoints import read_checkpoint
+    lines = ["| file | what it is | metrics stored in it | data | size |", "|---|---|---|---|---|"]
+    for name, description in CHECKPOINT_DESCRIPTIONS.items():
+        path = checkpoint_folder() / name
+        if not path.exists():
+            continue
+        metadata = read_checkpoint(path)["metadata"]
+        metrics = "; ".join(_format_metric(key.replace("_", " "), value)
+                            for key, value in metadata.get("metrics", {}).items())
+        data = "stand-in" if "STAND-IN" in str(metadata.get("data", "")) else "real"
+        lines.append(f"| `checkpoints/{name}` | {description} | {metrics} | {data} | {path.stat().st_size / 1e6:.1f} MB |")
+    if len(lines) == 2:
+        lines.append("| – | no full-budget checkpoints yet (`make reproduce`) | | | |")
+    return "\n".join(lines)
+
+
+def _replace_between(text: str, markers: tuple[str, str], content: str) -> str:
+    start, end = markers
+    if start not in text or end not in text:
+        raise ValueError(f"README.md lacks the markers {start} ... {end}")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    return f"{before}{start}\n{content}\n{end}{after}"
+
+
 def updated_readme(text: str) -> str:
-    if START not in text or END not in text:
-        raise ValueError(f"README.md lacks the markers {START} ... {END}")
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
-    return f"{before}{START}\n{results_table()}\n{END}{after}"
+    text = _replace_between(text, RESULTS_MARKERS, results_table())
+    return _replace_between(text, CHECKPOINT_MARKERS, checkpoints_table())
 
 
 def update_readme(path: Path = PROJECT_ROOT / "README.md") -> bool:
