@@ -37,6 +37,7 @@ reproduce: setup data $(foreach n,$(NOTEBOOKS),.stamps/$(n).$(BUDGET))
 
 bench: setup data
 	$(BIN)/python -m bench
+	$(BIN)/python -m src report
 
 report: setup
 	$(BIN)/python -m src report

@@ -2,7 +2,7 @@
 
 Each task writes `results/<task>.json` with a `headline` list of rows (what, value, command,
 machine), and each checkpoint carries its metrics in its metadata. `python -m src report`
-rewrites both tables between the README's markers from those files, so no number in them is
+rewrites those tables and the benchmark's section between the README's markers from those files, so no number in them is
 typed by hand; a test checks the README is up to date.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .runs import PROJECT_ROOT, load_results
 
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 CHECKPOINT_MARKERS = ("<!-- checkpoints:start -->", "<!-- checkpoints:end -->")
+PERFORMANCE_MARKERS = ("<!-- performance:start -->", "<!-- performance:end -->")
 RESULT_FILES = ("task1", "task2", "task3", "bench")
 
 # What each committed checkpoint is; its numbers come from the file itself.
@@ -74,6 +75,18 @@ def checkpoints_table() -> str:
     return "\n".join(lines)
 
 
+def performance_section() -> str:
+    """Every row of `results/bench.json` (not only the headline ones) and the notes that qualify them."""
+    bench = load_results("bench", "full")
+    if not bench:
+        return "No benchmark run yet: `make bench` writes `results/bench.json`, then `python -m src report`."
+    lines = [f"Measured with `{bench['command']}` on {bench['machine']['summary']} (torch {bench['machine']['torch']}).", "",
+             "| what | value |", "|---|---|"]
+    lines += [f"| {row['what']} | {row['value']} |" for row in bench["rows"]]
+    lines += [""] + [f"- {note}" for note in bench["notes"]]
+    return "\n".join(lines)
+
+
 def _replace_between(text: str, markers: tuple[str, str], content: str) -> str:
     start, end = markers
     if start not in text or end not in text:
@@ -85,6 +98,7 @@ def _replace_between(text: str, markers: tuple[str, str], content: str) -> str:
 
 def updated_readme(text: str) -> str:
     text = _replace_between(text, RESULTS_MARKERS, results_table())
+    text = _replace_between(text, PERFORMANCE_MARKERS, performance_section())
     return _replace_between(text, CHECKPOINT_MARKERS, checkpoints_table())
 
 
