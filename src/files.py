@@ -67,12 +67,19 @@ def sha256_of_source(source: Path) -> str:
 
 # ----------------------------------------------------------------------------- atomic writes
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(target: Path, payload: bytes) -> None:
     """Write to a temporary file beside `target`, then rename: readers never see half a file."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     try:
+        os.fchmod(handle, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide results from other users
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
             stream.flush()

@@ -111,3 +111,14 @@ def test_rerunning_an_experiment_gives_the_same_results_and_no_new_files(monkeyp
     for key in ("accuracy", "accuracy_case_merged"):
         assert first_stored["main"][key] == second_stored["main"][key]
     assert [r["train_loss"] for r in first_stored["final_history"]] == [r["train_loss"] for r in second_stored["final_history"]]
+
+
+def test_atomic_writes_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    import os
+    from src.files import atomic_write_bytes
+    previous = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "result.json", b"{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o644
