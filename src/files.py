@@ -68,9 +68,13 @@ def sha256_of_source(source: Path) -> str:
 # ----------------------------------------------------------------------------- atomic writes
 
 def _current_umask() -> int:
+    """The process umask (reading it means setting it; done once, at import, before any threads)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+UMASK = _current_umask()
 
 
 def atomic_write_bytes(target: Path, payload: bytes) -> None:
@@ -79,7 +83,7 @@ def atomic_write_bytes(target: Path, payload: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     try:
-        os.fchmod(handle, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide results from other users
+        os.fchmod(handle, 0o666 & ~UMASK)  # mkstemp's 0600 would hide results from other users
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
             stream.flush()

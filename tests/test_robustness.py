@@ -114,11 +114,6 @@ def test_rerunning_an_experiment_gives_the_same_results_and_no_new_files(monkeyp
 
 
 def test_atomic_writes_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
-    import os
-    from src.files import atomic_write_bytes
-    previous = os.umask(0o022)
-    try:
-        atomic_write_bytes(tmp_path / "result.json", b"{}")
-    finally:
-        os.umask(previous)
-    assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o644
+    import src.files
+    src.files.atomic_write_bytes(tmp_path / "result.json", b"{}")
+    assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o666 & ~src.files.UMASK
