@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 NOTEBOOKS := task1 task2 task3
 SOURCES := $(wildcard src/*.py)
+# Notebooks rerun when the data they are pointed at changes, not only when code changes.
+DATA_KEY := $(shell echo "$$PLAYMNIST_TRAINPART1 $$PLAYMNIST_MNISTTASK3" | cksum | cut -d' ' -f1)
+RUN := $(BUDGET).$(DATA_KEY)
 
 .PHONY: setup data test reproduce bench report clean-quick
 
@@ -25,13 +28,13 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 
 # Task 2 and 3 start from Task 1's network, so the notebooks run in order.
-reproduce: setup data $(foreach n,$(NOTEBOOKS),.stamps/$(n).$(BUDGET))
+reproduce: setup data $(foreach n,$(NOTEBOOKS),.stamps/$(n).$(RUN))
 	$(BIN)/python -m src report
 
-.stamps/task1.$(BUDGET): task1.ipynb $(SOURCES)
-.stamps/task2.$(BUDGET): task2.ipynb $(SOURCES) .stamps/task1.$(BUDGET)
-.stamps/task3.$(BUDGET): task3.ipynb $(SOURCES) .stamps/task1.$(BUDGET)
-.stamps/%.$(BUDGET):
+.stamps/task1.$(RUN): task1.ipynb $(SOURCES)
+.stamps/task2.$(RUN): task2.ipynb $(SOURCES) .stamps/task1.$(RUN)
+.stamps/task3.$(RUN): task3.ipynb $(SOURCES) .stamps/task1.$(RUN)
+.stamps/%.$(RUN):
 	PLAYMNIST_BUDGET=$(BUDGET) $(BIN)/python -m src.notebooks $*.ipynb
 	mkdir -p .stamps && touch $@
 
