@@ -291,35 +291,44 @@ def _preprocess_trainpart1(entries, read, skip_bad: bool, source: Path) -> dict:
     }
 
 
-def find_trainpart1(path: str | Path | None = None, allow_download: bool = True,
-                    allow_standin: bool = True) -> tuple[Path, str, str]:
-    """(path, route, kind) by the lookup order: argument, environment variable, data/, URL, stand-in."""
+def _find_dataset(name: str, path, environment_variable: str, file_name: str, url: str, check_layout,
+                  build_standin, standin_route: str, allow_download: bool, allow_standin: bool) -> tuple[Path, str, str]:
+    """(path, route, kind) by the lookup order every dataset shares: the argument, the environment
+    variable, `data/<file_name>`, the URL, and only then the stand-in (built once, then reused)."""
     if path is not None:
         if not Path(path).exists():
-            raise DataError(f"{path}: no such file or folder (given as the trainPart1 path)")
+            raise DataError(f"{path}: no such file or folder (given as the {name} path)")
         return Path(path), "explicit path", "real"
-    from_environment = os.environ.get("PLAYMNIST_TRAINPART1")
+    from_environment = os.environ.get(environment_variable)
     if from_environment:
         if not Path(from_environment).exists():
-            raise DataError(f"{from_environment}: no such file or folder (from PLAYMNIST_TRAINPART1)")
-        return Path(from_environment), "PLAYMNIST_TRAINPART1", "real"
-    local = data_dir() / "trainPart1.zip"
+            raise DataError(f"{from_environment}: no such file or folder (from {environment_variable})")
+        return Path(from_environment), environment_variable, "real"
+    local = data_dir() / file_name
     if local.exists():
-        return local, "data/trainPart1.zip", "real"
+        return local, f"data/{file_name}", "real"
     failures = []
     if allow_download:
         try:
-            _download_zip(TRAINPART1_URL, local, lambda names: parse_trainpart1_layout(names, local))
-            return local, f"downloaded from {TRAINPART1_URL}", "real"
+            _download_zip(url, local, lambda names: check_layout(names, local))
+            return local, f"downloaded from {url}", "real"
         except (OSError, DataError) as error:
-            failures.append(f"download from {TRAINPART1_URL} failed: {error}")
+            failures.append(f"download from {url} failed: {error}")
     if not allow_standin:
-        raise DataError("trainPart1 not found: " + "; ".join(failures or ["no path given"]))
-    standin = data_dir() / "trainPart1-standin.zip"
+        raise DataError(f"{name} not found: " + "; ".join(failures or ["no path given"]))
+    standin = data_dir() / file_name.replace(".zip", "-standin.zip")
     if not standin.exists():
+        build_standin(standin)
+    return standin, f"{standin_route} (no real {name} found: " + "; ".join(failures or ["offline"]) + ")", "stand-in"
+
+
+def find_trainpart1(path: str | Path | None = None, allow_download: bool = True,
+                    allow_standin: bool = True) -> tuple[Path, str, str]:
+    def build_standin(target: Path) -> None:
         from .synthetic_characters import write_synthetic_trainpart1
-        write_synthetic_trainpart1(standin, seed=0)
-    return standin, "synthetic stand-in (no real trainPart1 found: " + "; ".join(failures or ["offline"]) + ")", "stand-in"
+        write_synthetic_trainpart1(target, seed=0)
+    return _find_dataset("trainPart1", path, "PLAYMNIST_TRAINPART1", "trainPart1.zip", TRAINPART1_URL,
+                         parse_trainpart1_layout, build_standin, "synthetic stand-in", allow_download, allow_standin)
 
 
 def load_trainpart1(path: str | Path | None = None, *, preprocessing: str = "mnist", skip_bad: bool = False,
@@ -564,31 +573,9 @@ def standin_transition_matrix(seed: int = 0, true_folder_probability: float = ST
 
 def find_mnisttask3(path: str | Path | None = None, allow_download: bool = True,
                     allow_standin: bool = True) -> tuple[Path, str, str]:
-    if path is not None:
-        if not Path(path).exists():
-            raise DataError(f"{path}: no such file or folder (given as the mnistTask3 path)")
-        return Path(path), "explicit path", "real"
-    from_environment = os.environ.get("PLAYMNIST_MNISTTASK3")
-    if from_environment:
-        if not Path(from_environment).exists():
-            raise DataError(f"{from_environment}: no such file or folder (from PLAYMNIST_MNISTTASK3)")
-        return Path(from_environment), "PLAYMNIST_MNISTTASK3", "real"
-    local = data_dir() / "mnistTask3.zip"
-    if local.exists():
-        return local, "data/mnistTask3.zip", "real"
-    failures = []
-    if allow_download:
-        try:
-            _download_zip(MNISTTASK3_URL, local, lambda names: parse_mnisttask3_layout(names, local))
-            return local, f"downloaded from {MNISTTASK3_URL}", "real"
-        except (OSError, DataError) as error:
-            failures.append(f"download from {MNISTTASK3_URL} failed: {error}")
-    if not allow_standin:
-        raise DataError("mnistTask3 not found: " + "; ".join(failures or ["no path given"]))
-    standin = data_dir() / "mnistTask3-standin.zip"
-    if not standin.exists():
-        write_mnisttask3_standin(standin, seed=0)
-    return standin, "stand-in built from the MNIST training images (no real mnistTask3 found: " + "; ".join(failures or ["offline"]) + ")", "stand-in"
+    return _find_dataset("mnistTask3", path, "PLAYMNIST_MNISTTASK3", "mnistTask3.zip", MNISTTASK3_URL,
+                         parse_mnisttask3_layout, lambda target: write_mnisttask3_standin(target, seed=0),
+                         "stand-in built from the MNIST training images", allow_download, allow_standin)
 
 
 def load_mnisttask3(path: str | Path | None = None, *, skip_bad: bool = False, allow_download: bool = True,
