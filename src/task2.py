@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import time
 
+import numpy as np
 import torch
 
 from . import analysis
@@ -54,6 +55,7 @@ BUDGETS = {
              "sweep_min_steps": 600, "evaluate_every_steps": MNIST_RECIPE.evaluate_every_steps},
 }
 VALIDATION_IMAGES = 5000
+TRAIN_SAMPLE_IMAGES = 5000      # a fixed sample of the training images, measured like the validation set
 THRESHOLDS = (0.98, 0.99, 0.995)
 EARLY_STEPS = (100, 500)
 STARTS = ("pretrained", "scratch", "task1")  # (a), (b), (c)
@@ -96,16 +98,22 @@ def start_network(start: str, pretrained: torch.nn.Module | None, seed: int, tas
 
 def train_on_mnist(network: torch.nn.Module, train_set: LabelledImages, validation: LabelledImages,
                    test: LabelledImages, config: TrainConfig, progress: bool = False, description: str = "mnist"):
-    """One MNIST run: per-epoch validation and test metrics, test accuracy every N steps."""
+    """One MNIST run: per-epoch metrics on a fixed sample of the training images, the validation and
+    the test set (all measured alike: evaluation mode, no augmentation, plain cross-entropy), and
+    test accuracy every N steps."""
     initial = {name: value.detach().clone() for name, value in network.state_dict().items()}
-    result = train(network, train_set, config, evaluation_sets={"validation": validation, "test": test},
+    train_sample = stratified_subset(train_set, TRAIN_SAMPLE_IMAGES, seed=0)
+    result = train(network, train_set, config,
+                   evaluation_sets={"train_sample": train_sample, "validation": validation, "test": test},
                    step_evaluation_sets={"test": test}, progress=progress, description=description)
     logits = predict_logits(result.model, test.images).cpu()
     probabilities = torch.softmax(logits, 1)
     return result, {
         "final_test_accuracy": result.history[-1]["test_accuracy"],
         "final_validation_accuracy": result.history[-1]["validation_accuracy"],
-        "generalisation_gap": result.history[-1]["validation_loss"] - result.history[-1]["train_loss"],
+        # Measured like with like: the training-loop loss is label-smoothed and on augmented images.
+        "generalisation_gap": result.history[-1]["validation_loss"] - result.history[-1]["train_sample_loss"],
+        "accuracy_gap": result.history[-1]["train_sample_accuracy"] - result.history[-1]["validation_accuracy"],
         "expected_calibration_error": analysis.expected_calibration_error(probabilities, test.labels),
         "reliability": analysis.reliability_bins(probabilities, test.labels),
         "reached": {str(t): analysis.first_reaching(result.step_evaluations, "test_accuracy", t) for t in THRESHOLDS},
@@ -209,6 +217,9 @@ def summarise(results: dict) -> dict:
             "final_test_accuracy": analysis.summarise([r["final_test_accuracy"] for r in rows]),
             "expected_calibration_error": analysis.summarise([r["expected_calibration_error"] for r in rows]),
             "generalisation_gap": analysis.summarise([r["generalisation_gap"] for r in rows]),
+            "accuracy_gap": analysis.summarise([r["accuracy_gap"] for r in rows]),
+            "images_per_second": analysis.summarise([float(np.median([h["images_per_second"] for h in r["history"]]))
+                                                     for r in rows]),
             "train_seconds": analysis.summarise([r["train_seconds"] for r in rows]),
             "reached": {t: {"reached_in": sum(r["reached"][t] is not None for r in rows), "of": len(rows),
                             "steps": analysis.summarise([r["reached"][t]["step"] for r in rows if r["reached"][t]]),
@@ -217,15 +228,25 @@ def summarise(results: dict) -> dict:
             "accuracy_after_steps": {s: analysis.summarise([r["accuracy_after_steps"][s] for r in rows])
                                      for s in map(str, EARLY_STEPS)},
         }
-    if "pretrained" in runs and "scratch" in runs:
-        paired = {"final_test_accuracy": analysis.paired_t_test([r["final_test_accuracy"] for r in runs["pretrained"]],
-                                                                [r["final_test_accuracy"] for r in runs["scratch"]])}
-        for steps in map(str, EARLY_STEPS):
-            paired[f"accuracy_after_{steps}_steps"] = analysis.paired_t_test(
-                [r["accuracy_after_steps"][steps] or 0.0 for r in runs["pretrained"]],
-                [r["accuracy_after_steps"][steps] or 0.0 for r in runs["scratch"]])
-        summary["pretrained_minus_scratch"] = paired
+    for start in ("pretrained", "task1"):
+        if start in runs and "scratch" in runs:
+            summary[f"{start}_minus_scratch"] = paired_comparison(runs[start], runs["scratch"])
     return summary
+
+
+def paired_comparison(first: list[dict], second: list[dict]) -> dict:
+    """Paired t-tests, seed by seed, of one condition against another: final accuracy, accuracy
+    after the early step counts, and optimizer steps to each threshold (where every run reached it)."""
+    paired = {"final_test_accuracy": analysis.paired_t_test([r["final_test_accuracy"] for r in first],
+                                                            [r["final_test_accuracy"] for r in second])}
+    for steps in map(str, EARLY_STEPS):
+        paired[f"accuracy_after_{steps}_steps"] = analysis.paired_t_test(
+            [r["accuracy_after_steps"][steps] or 0.0 for r in first], [r["accuracy_after_steps"][steps] or 0.0 for r in second])
+    for threshold in map(str, THRESHOLDS):
+        if all(r["reached"][threshold] for r in first + second):
+            paired[f"steps_to_{threshold}"] = analysis.paired_t_test([r["reached"][threshold]["step"] for r in first],
+                                                                     [r["reached"][threshold]["step"] for r in second])
+    return paired
 
 
 def headline_rows(results: dict, budget: str) -> list[dict]:
