@@ -265,6 +265,11 @@ def headline_rows(results: dict, budget: str) -> list[dict]:
         rows.append({"what": "pretrained minus scratch, paired by seed",
                      "value": f"{100 * paired['mean_difference']:+.3f} points, p = {paired['p_value']:.2f}",
                      "command": command, "machine": results["device"]})
+    steps = {start: results["summary"][start]["reached"]["0.99"]["steps"] for start in labels if start in results["summary"]}
+    if steps:
+        rows.append({"what": "optimizer steps (batch 128) to 99 % test accuracy: " + " / ".join(steps),
+                     "value": " / ".join(f"{s['mean']:.0f} ± {s['std']:.0f}" for s in steps.values()),
+                     "command": command, "machine": results["device"]})
     return rows
 
 
