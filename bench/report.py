@@ -34,7 +34,7 @@ def percent(value: float | None) -> str:
 
 
 def times(value: float | None) -> str:
-    """A ratio to three significant figures: 0.00557x, not a rounded-away 0.01x."""
+    """A ratio to three significant figures (0.00556x rather than a rounded-away 0.01x)."""
     return "–" if value is None else f"{value:.3g}x"
 
 
