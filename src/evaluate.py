@@ -18,6 +18,7 @@ from .checkpoints import CheckpointError, load_model, read_checkpoint
 from .files import DataError, list_source_files
 from .preprocess import PREPROCESSING_VERSION, geometry_inputs, geometry_reference
 from .augment import AugmentConfig
+from .runs import project_relative
 from .train import predict_averaged_over_views, predict_logits
 
 
@@ -74,7 +75,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
     else:
         logits = predict_logits(model, images, geometry)
     report = classification_report(logits, labels, classes[: model.config.num_classes])
-    report.update({"checkpoint": str(checkpoint), "data": source.describe(), "note": note,
+    report.update({"checkpoint": project_relative(checkpoint), "data": source.describe(), "note": note,
                    "task": metadata.get("task", "")})
     return report
 

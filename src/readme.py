@@ -7,30 +7,16 @@ typed by hand; a test checks the README is up to date.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from .runs import PROJECT_ROOT, load_results
+from .runs import PROJECT_ROOT, checkpoint_dir, load_results
 
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 CHECKPOINT_MARKERS = ("<!-- checkpoints:start -->", "<!-- checkpoints:end -->")
 PERFORMANCE_MARKERS = ("<!-- performance:start -->", "<!-- performance:end -->")
+RUNTIME_MARKERS = ("<!-- runtimes:start -->", "<!-- runtimes:end -->")
+NOTEBOOKS = ("task1", "task2", "task3")
 RESULT_FILES = ("task1", "task2", "task3", "bench")
-
-# What each committed checkpoint is; its numbers come from the file itself.
-CHECKPOINT_DESCRIPTIONS = {
-    "task1.pt": "Task 1: the 62-class network, the recipe trained on all 2,480 trainPart1 images; "
-                "the pretrained start of Task 2 (c) and Task 3",
-    "task2_digits_pretrained.pt": "Task 2: the network trained on trainPart1's 400 digit drawings only",
-    "task2_mnist_pretrained.pt": "Task 2 (a): MNIST from the 400-digit network (seed with the best validation accuracy)",
-    "task2_mnist_scratch.pt": "Task 2 (b): MNIST from random initialisation (seed with the best validation accuracy)",
-    "task2_mnist_from_task1.pt": "Task 2 (c): MNIST from the Task 1 network, new head (seed with the best validation accuracy)",
-    "task3_naive_scratch.pt": "Task 3: mnistTask3's folders used as labels (naive), from scratch",
-    "task3_naive_pretrained.pt": "Task 3: folders as labels (naive), from the Task 1 network",
-    "task3_scratch.pt": "Task 3: corrected loss, then pseudo-labels (two-stage), from scratch "
-                        "(seed with the lowest held-out corrected loss)",
-    "task3_pretrained.pt": "Task 3: two-stage, from the Task 1 network (seed chosen the same way)",
-}
 
 
 def results_table() -> str:
@@ -46,32 +32,45 @@ def results_table() -> str:
     return "\n".join(lines)
 
 
-def _format_metric(name: str, value) -> str:
-    if isinstance(value, dict) and "mean" in value:
-        return f"{name} {100 * value['mean']:.2f} ± {100 * value['std']:.2f} % (n={value['n']})"
-    if isinstance(value, float):
-        return f"{name} {100 * value:.2f} %" if "accuracy" in name else f"{name} {value:.4f}"
-    return f"{name} {value}"
+def runtimes_table(notebook: str | None = None) -> str:
+    """Measured wall time of each notebook at the full budget, per machine (`results/runtimes.json`,
+    written by `src.notebooks` after each headless execution)."""
+    runtimes = load_results("runtimes", "full") or {"rows": []}
+    rows = [row for row in runtimes["rows"] if notebook in (None, row["notebook"])]
+    if not rows:
+        return "No full-budget run time measured yet (`make reproduce`)."
+    lines = ["| notebook | machine | wall time, full budget | command | measured |", "|---|---|---|---|---|"]
+    for row in rows:
+        minutes = f"{row['seconds'] / 60:.1f} min" if row["seconds"] >= 60 else f"{row['seconds']:.0f} s"
+        measured = row["date"] + (f", {row['note']}" if row.get("note") else "")
+        lines.append(f"| {row['notebook']}.ipynb | {row['machine']} | {minutes} | `{row['command']}` | {measured} |")
+    return "\n".join(lines)
 
 
-def checkpoint_folder() -> Path:
-    return Path(os.environ.get("PLAYMNIST_CHECKPOINT_DIR", PROJECT_ROOT / "checkpoints"))
+def update_notebook_runtimes() -> list[str]:
+    """Write each notebook's own run-time table into its first (markdown) cell; returns those changed."""
+    import nbformat
+    changed = []
+    for name in NOTEBOOKS:
+        path = PROJECT_ROOT / f"{name}.ipynb"
+        notebook = nbformat.read(path, as_version=4)
+        first = notebook.cells[0]
+        new = _replace_between(first.source, RUNTIME_MARKERS, runtimes_table(name))
+        if new != first.source:
+            first.source = new
+            path.write_text(nbformat.writes(notebook))
+            changed.append(path.name)
+    return changed
 
 
 def checkpoints_table() -> str:
-    from .checkpoints import read_checkpoint
-    lines = ["| file | what it is | metrics stored in it | data | size |", "|---|---|---|---|---|"]
-    for name, description in CHECKPOINT_DESCRIPTIONS.items():
-        path = checkpoint_folder() / name
-        if not path.exists():
-            continue
-        metadata = read_checkpoint(path)["metadata"]
-        metrics = "; ".join(_format_metric(key.replace("_", " "), value)
-                            for key, value in metadata.get("metrics", {}).items())
-        data = "stand-in" if "STAND-IN" in str(metadata.get("data", "")) else "real"
-        lines.append(f"| `checkpoints/{name}` | {description} | {metrics} | {data} | {path.stat().st_size / 1e6:.1f} MB |")
+    from .checkpoints import CHECKPOINT_DESCRIPTIONS, describe_checkpoints
+    rows = describe_checkpoints([checkpoint_dir("full") / name for name in CHECKPOINT_DESCRIPTIONS])
+    lines = ["| file | what it is | metrics stored in it | data | trained on | size |", "|---|---|---|---|---|---|"]
+    lines += [f"| `{r['file']}` | {r['what']} | {r['metrics']} | {r['data']} | {r['device']} ({r['precision']}) | {r['size']} |"
+              for r in rows]
     if len(lines) == 2:
-        lines.append("| – | no full-budget checkpoints yet (`make reproduce`) | | | |")
+        lines.append("| – | no full-budget checkpoints yet (`make reproduce`) | | | | |")
     return "\n".join(lines)
 
 
@@ -90,7 +89,7 @@ def performance_section() -> str:
 def _replace_between(text: str, markers: tuple[str, str], content: str) -> str:
     start, end = markers
     if start not in text or end not in text:
-        raise ValueError(f"README.md lacks the markers {start} ... {end}")
+        raise ValueError(f"the text lacks the markers {start} ... {end}")
     before, rest = text.split(start, 1)
     _, after = rest.split(end, 1)
     return f"{before}{start}\n{content}\n{end}{after}"
@@ -99,6 +98,7 @@ def _replace_between(text: str, markers: tuple[str, str], content: str) -> str:
 def updated_readme(text: str) -> str:
     text = _replace_between(text, RESULTS_MARKERS, results_table())
     text = _replace_between(text, PERFORMANCE_MARKERS, performance_section())
+    text = _replace_between(text, RUNTIME_MARKERS, runtimes_table())
     return _replace_between(text, CHECKPOINT_MARKERS, checkpoints_table())
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -25,6 +26,35 @@ def current_budget(budget: str | None = None) -> str:
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {BUDGETS}, not {budget!r} (set PLAYMNIST_BUDGET)")
     return budget
+
+
+def standin_allowed(budget: str | None = None) -> bool:
+    """The rule for every environment: the `full` budget trains only on real data unless the user
+    opts in with PLAYMNIST_ALLOW_STANDIN=1; the quick (smoke) budget may use a stand-in."""
+    return os.environ.get("PLAYMNIST_ALLOW_STANDIN") == "1" or current_budget(budget) == "quick"
+
+
+def on_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def progress_enabled() -> bool:
+    """The one switch for progress bars: PLAYMNIST_PROGRESS=0/1 when set (headless runs set 0 so the
+    committed notebooks stay small), otherwise on in Jupyter/Colab kernels and terminals."""
+    setting = os.environ.get("PLAYMNIST_PROGRESS")
+    if setting is not None:
+        return setting == "1"
+    return "ipykernel" in sys.modules or sys.stderr.isatty()
+
+
+def project_relative(path: str | Path) -> str:
+    """A path as we publish it: relative to the repository root, or only its name when it lies
+    outside (the data record adds its sha256), so no machine's folders appear in outputs."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return path.name
 
 
 def checkpoint_dir(budget: str) -> Path:
@@ -57,7 +87,9 @@ def _jsonable(value):
 
 
 def banner(budget: str, sources: list) -> str:
-    """The one line every notebook prints first: data, device, budget."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    """The lines every notebook prints first: data, device, precision, budget."""
+    from .train import default_device, training_precision
+    device = default_device()
     data = "; ".join(source.describe() for source in sources)
-    return f"Data: {data}\nDevice: {device} ({device_name(device)})\nBudget: {budget}"
+    return (f"Data: {data}\nDevice: {device.type} ({device_name(device)})\n"
+            f"Precision: {training_precision(device)}\nBudget: {budget}")

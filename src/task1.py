@@ -18,7 +18,7 @@ from .augment import NO_AUGMENTATION, AugmentConfig
 from .data import CLASS_CHARACTERS, CharacterImages, LabelledImages, grouped_kfold, load_trainpart1
 from .model import ModelConfig, build_model
 from .preprocess import geometry_inputs, geometry_reference
-from .runs import checkpoint_dir, save_results
+from .runs import checkpoint_dir, project_relative, save_results, standin_allowed
 from .train import TrainConfig, finished_checkpoint, predict_averaged_over_views, predict_logits, train
 
 
@@ -102,7 +102,7 @@ def network_inputs(characters: CharacterImages, recipe: Recipe, reference: list[
     return LabelledImages(characters.images, characters.labels, geometry)
 
 
-def cross_validate(recipe: Recipe, characters: CharacterImages, folds_run: int = FOLDS, progress: bool = False,
+def cross_validate(recipe: Recipe, characters: CharacterImages, folds_run: int = FOLDS, progress: bool | None = None,
                    description: str = "", save_first_fold_to=None, seed: int = 0) -> dict:
     """Writer-grouped k-fold CV: per-fold metrics and out-of-fold logits for every image scored.
     With `save_first_fold_to`, fold 1's network is saved there (to demonstrate evaluation on
@@ -138,7 +138,7 @@ def cross_validate(recipe: Recipe, characters: CharacterImages, folds_run: int =
             "accuracy_case_merged": analysis.summarise([f["accuracy_case_merged"] for f in per_fold])}
 
 
-def train_final(recipe: Recipe, characters: CharacterImages, progress: bool = False, seed: int = 0):
+def train_final(recipe: Recipe, characters: CharacterImages, progress: bool | None = None, seed: int = 0):
     reference = geometry_reference(characters.geometry)
     model = build_model(recipe.model, seed=seed)
     result = train(model, network_inputs(characters, recipe, reference), replace(recipe.training, seed=seed),
@@ -156,22 +156,23 @@ def save_final(result, recipe: Recipe, reference: list[float], characters: Chara
 
 # ----------------------------------------------------------------------------- the experiment
 
-def run_experiment(budget: str, progress: bool = True, save_first_fold_to=None) -> dict:
+def run_experiment(budget: str, progress: bool | None = None, save_first_fold_to=None) -> dict:
     settings = BUDGETS[budget]
     started = time.perf_counter()
     recipe = recipe_for(budget)
-    characters = load_trainpart1(preprocessing="mnist")
+    characters = load_trainpart1(preprocessing="mnist", allow_standin=standin_allowed(budget))
     main = cross_validate(recipe, characters, settings["folds_run"], progress, "recipe", save_first_fold_to)
     ablations = {}
     for name, change in ABLATIONS.items():
         ablated = change(recipe)
-        data = characters if ablated.preprocessing == "mnist" else load_trainpart1(preprocessing=ablated.preprocessing)
+        data = characters if ablated.preprocessing == "mnist" else load_trainpart1(preprocessing=ablated.preprocessing,
+                                                                                  allow_standin=standin_allowed(budget))
         ablations[name] = cross_validate(ablated, data, settings["ablation_folds_run"], progress, name)
     final, reference = train_final(recipe, characters, progress)
     metrics = {"cv_accuracy": main["accuracy"], "cv_accuracy_case_merged": main["accuracy_case_merged"]}
     path = save_final(final, recipe, reference, characters, checkpoint_dir(budget) / "task1.pt", metrics)
     results = {"budget": budget, "data": characters.source.describe(), "device": final.device,
-               "main": main, "ablations": ablations, "final_history": final.history, "checkpoint": str(path),
+               "main": main, "ablations": ablations, "final_history": final.history, "checkpoint": project_relative(path),
                "total_seconds": time.perf_counter() - started}
     results["headline"] = headline_rows(results, budget)
     save_results("task1", budget, _without_tensors(results))
@@ -206,18 +207,18 @@ def headline_rows(results: dict, budget: str) -> list[dict]:
     return rows
 
 
-def run_headline(budget: str, seed: int = 0, progress: bool = True) -> dict:
+def run_headline(budget: str, seed: int = 0, progress: bool | None = None) -> dict:
     """`python -m src train task1`: CV of the recipe, then the final model on all images."""
     settings = BUDGETS[budget]
     recipe = recipe_for(budget)
-    characters = load_trainpart1(preprocessing="mnist")
+    characters = load_trainpart1(preprocessing="mnist", allow_standin=standin_allowed(budget))
     started = time.perf_counter()
     main = cross_validate(recipe, characters, settings["folds_run"], progress, "recipe", seed=seed)
     final, reference = train_final(recipe, characters, progress, seed=seed)
     metrics = {"cv_accuracy": main["accuracy"], "cv_accuracy_case_merged": main["accuracy_case_merged"]}
     name = "task1.pt" if seed == 0 else f"task1_seed{seed}.pt"
     path = save_final(final, recipe, reference, characters, checkpoint_dir(budget) / name, metrics)
-    return {"seed": seed, "budget": budget, "data": characters.source.describe(), "checkpoint": str(path),
+    return {"seed": seed, "budget": budget, "data": characters.source.describe(), "checkpoint": project_relative(path),
             "cv_accuracy": main["accuracy"], "cv_accuracy_case_merged": main["accuracy_case_merged"],
             "per_fold": [{k: f[k] for k in ("fold", "accuracy", "accuracy_case_merged")} for f in main["folds"]],
             "seconds": time.perf_counter() - started, "device": final.device}

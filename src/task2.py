@@ -21,7 +21,7 @@ from .checkpoints import load_model
 from .data import (DIGIT_CHARACTERS, LabelledImages, load_mnist_splits, load_trainpart1, stratified_split,
                    stratified_subset)
 from .model import ModelConfig, build_model, with_new_head
-from .runs import checkpoint_dir, save_results
+from .runs import checkpoint_dir, save_results, standin_allowed
 from .train import TrainConfig, finished_checkpoint, predict_logits, train
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -69,16 +69,16 @@ def _recipe(base: TrainConfig, **changes) -> TrainConfig:
 
 # ----------------------------------------------------------------------------- steps
 
-def digit_drawings() -> tuple[LabelledImages, object]:
+def digit_drawings(budget: str | None = None) -> tuple[LabelledImages, object]:
     """The 400 digit drawings of trainPart1 (classes 0-9), in MNIST's convention."""
-    characters = load_trainpart1()
+    characters = load_trainpart1(allow_standin=standin_allowed(budget))
     digits = characters.labels < len(DIGIT_CHARACTERS)
     return LabelledImages(characters.images[digits], characters.labels[digits]), characters.source
 
 
-def pretrain_on_digits(budget: str, seed: int = 0, progress: bool = False):
+def pretrain_on_digits(budget: str, seed: int = 0, progress: bool | None = None):
     """Train the network on the 400 digits; returns the result and its zero-shot MNIST test accuracy."""
-    digits, source = digit_drawings()
+    digits, source = digit_drawings(budget)
     config = _recipe(PRETRAIN, epochs=BUDGETS[budget]["pretrain_epochs"], seed=seed)
     result = train(build_model(MODEL, seed=seed), digits, config, progress=progress, description="pretrain on 400 digits")
     return result, source
@@ -97,7 +97,7 @@ def start_network(start: str, pretrained: torch.nn.Module | None, seed: int, tas
 
 
 def train_on_mnist(network: torch.nn.Module, train_set: LabelledImages, validation: LabelledImages,
-                   test: LabelledImages, config: TrainConfig, progress: bool = False, description: str = "mnist"):
+                   test: LabelledImages, config: TrainConfig, progress: bool | None = None, description: str = "mnist"):
     """One MNIST run: per-epoch metrics on a fixed sample of the training images, the validation and
     the test set (all measured alike: evaluation mode, no augmentation, plain cross-entropy), and
     test accuracy every N steps."""
@@ -135,7 +135,7 @@ def mnist_sets(budget: str):
 
 # ----------------------------------------------------------------------------- the experiment
 
-def run_experiment(budget: str, progress: bool = True) -> dict:
+def run_experiment(budget: str, progress: bool | None = None) -> dict:
     settings = BUDGETS[budget]
     started = time.perf_counter()
     pretrained_result, digits_source = pretrain_on_digits(budget, seed=0, progress=progress)
@@ -273,7 +273,7 @@ def headline_rows(results: dict, budget: str) -> list[dict]:
     return rows
 
 
-def run_headline(budget: str, seed: int = 0, progress: bool = True) -> dict:
+def run_headline(budget: str, seed: int = 0, progress: bool | None = None) -> dict:
     """`python -m src train task2`: pretrain, then (a) and (b) for one seed; final metrics."""
     settings = BUDGETS[budget]
     pretrained_result, _ = pretrain_on_digits(budget, seed=seed, progress=progress)

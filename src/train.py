@@ -2,7 +2,9 @@
 
 The whole dataset sits on the device as one tensor; each step indexes a batch, distorts it on the
 device (`augment.py`) and takes one optimizer step under a one-cycle learning-rate schedule
-(Smith & Topin, 2019). Every source of randomness (order, augmentation, dropout) comes from
+(Smith & Topin, 2019). Precision follows the hardware (`training_precision`): bf16 autocast where
+the GPU has bf16 tensor cores (compute capability >= 8.0), fp16 autocast with a gradient scaler on
+older GPUs such as Colab's T4 (7.5) or a P100 (6.0), fp32 on the CPU. Every source of randomness (order, augmentation, dropout) comes from
 generators whose states are saved in the per-epoch checkpoint, so a run that is killed and
 resumed ends with exactly the weights an unbroken run would have (bit-identical on CPU).
 """
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 from .augment import AugmentConfig, augment_batch
 from .checkpoints import CheckpointError, check_writable, device_name, read_checkpoint, save_checkpoint
 from .data import LabelledImages
+from .runs import progress_enabled
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,7 @@ class TrainResult:
     step_evaluations: list[dict]         # one row per `evaluate_every_steps`
     config: TrainConfig
     device: str
-
-    def final(self, key: str) -> float:
-        return self.history[-1][key]
+    precision: str = "float32"
 
 
 def default_device() -> torch.device:
@@ -67,8 +68,24 @@ def cross_entropy(label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch
     return loss
 
 
+PRECISIONS = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": None}
+
+
+def training_precision(device: torch.device | str) -> str:
+    """"bfloat16" where the GPU has bf16 tensor cores (Ampere and newer, compute capability >= 8.0),
+    "float16" on older GPUs (T4, P100: bf16 there is emulated or missing), "float32" on the CPU."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "float32"
+    major, _ = torch.cuda.get_device_capability(device)
+    if major >= 8 and torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float16"
+
+
 def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    dtype = PRECISIONS[training_precision(device)]
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 @torch.no_grad()
@@ -138,16 +155,21 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
           step_evaluation_sets: dict[str, LabelledImages] | None = None,
           loss_function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
           checkpoint_path: str | Path | None = None, resume: bool = False, checkpoint_metadata: dict | None = None,
-          device: torch.device | str | None = None, progress: bool = True, description: str = "training") -> TrainResult:
+          device: torch.device | str | None = None, progress: bool | None = None,
+          description: str = "training") -> TrainResult:
     """Train `model` on `data` and return it with its history.
 
     `evaluation_sets` are evaluated after every epoch, `step_evaluation_sets` every
     `config.evaluate_every_steps` optimizer steps (for convergence curves); evaluation time is
     excluded from the wall-clock seconds recorded. `loss_function(logits, labels)` replaces
     cross-entropy (Task 3 passes its own). With `checkpoint_path`, a checkpoint is written after
-    every epoch; `resume=True` continues from it.
+    every epoch; `resume=True` continues from it. `progress=None` follows `runs.progress_enabled()`.
     """
     device = torch.device(device) if device is not None else default_device()
+    progress = progress_enabled() if progress is None else progress
+    precision = training_precision(device)
+    # fp16 gradients can underflow: scale the loss (Micikevicius et al. 2018); bf16 and fp32 need no scaling.
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "float16")
     evaluation_sets = {name: subset.to(device) for name, subset in (evaluation_sets or {}).items()}
     step_evaluation_sets = {name: subset.to(device) for name, subset in (step_evaluation_sets or {}).items()}
     loss_function = loss_function or cross_entropy(config.label_smoothing)
@@ -182,6 +204,8 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
         model.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         _restore_random_state(state["random"], shuffle_generator, augmentation_generator, device)
         history, step_evaluations = list(state["history"]), list(state["step_evaluations"])
         first_epoch, step, trained_seconds = state["epoch"], state["step"], state["trained_seconds"]
@@ -209,8 +233,9 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
                 logits = model(images.contiguous(memory_format=torch.channels_last), geometry)
             loss = loss_function(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
             step += 1
             loss_sum += loss.detach()
@@ -237,25 +262,29 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
                **run_evaluations(evaluation_sets)}
         model.train()
         history.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{k: f"{v:.4f}" for k, v in row.items() if k.endswith("_accuracy")})
+        bar.set_postfix(epoch=f"{epoch + 1}/{config.epochs}", loss=f"{row['train_loss']:.3f}",
+                        **{k: f"{v:.4f}" for k, v in row.items() if k.endswith("_accuracy")})
         if checkpoint_path is not None:
             state = {"config": config.to_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                      "random": _random_state(shuffle_generator, augmentation_generator, device),
+                     "scaler": scaler.state_dict(),
                      "history": history, "step_evaluations": step_evaluations,
                      "epoch": epoch + 1, "step": step, "trained_seconds": trained_seconds}
             save_checkpoint(Path(checkpoint_path), model,
-                            _training_metadata(config, history, device_name(device), checkpoint_metadata),
+                            _training_metadata(config, history, device_name(device), precision, checkpoint_metadata),
                             training_state=state)
     bar.close()
     model.eval()
-    return TrainResult(model, history, step_evaluations, config, device_name(device))
+    return TrainResult(model, history, step_evaluations, config, device_name(device), precision)
 
 
-def _training_metadata(config: TrainConfig, history: list[dict], device: str, extra: dict | None) -> dict:
-    return {"train_config": config.to_dict(), "history": history, "device": device, **(extra or {})}
+def _training_metadata(config: TrainConfig, history: list[dict], device: str, precision: str, extra: dict | None) -> dict:
+    return {"train_config": config.to_dict(), "history": history, "device": device, "precision": precision,
+            **(extra or {})}
 
 
 def finished_checkpoint(path: str | Path, result: TrainResult, metadata: dict) -> Path:
     """Write the small, final checkpoint of a run (weights, recipe, history, metrics; no optimizer)."""
     return save_checkpoint(Path(path), result.model,
-                           {**_training_metadata(result.config, result.history, result.device, None), **metadata})
+                           {**_training_metadata(result.config, result.history, result.device, result.precision, None),
+                            **metadata})
