@@ -39,7 +39,7 @@ class Recipe:
     def predict(self, model, inputs: LabelledImages) -> torch.Tensor:
         if self.test_time_views:
             return predict_averaged_over_views(model, inputs.images, inputs.geometry, self.test_time_views,
-                                               self.test_time_augment)
+                                               self.test_time_augment).cpu()
         return predict_logits(model, inputs.images, inputs.geometry).cpu()
 
 
