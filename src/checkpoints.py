@@ -36,9 +36,11 @@ class CheckpointError(ValueError):
 
 
 def git_commit() -> str:
-    """HEAD of the repository, marked when src/ has uncommitted changes. A copy of the tree without
-    its .git (a lent GPU machine) names its commit in PLAYMNIST_GIT_COMMIT instead."""
-    fallback = os.environ.get("PLAYMNIST_GIT_COMMIT", "unknown")
+    """HEAD of the repository, marked when src/ has uncommitted changes. A copy of the tree whose
+    .git is missing or not its own (a lent GPU machine) names its commit in PLAYMNIST_GIT_COMMIT."""
+    if os.environ.get("PLAYMNIST_GIT_COMMIT"):
+        return os.environ["PLAYMNIST_GIT_COMMIT"]
+    fallback = "unknown"
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
                                 text=True, timeout=10).stdout.strip()

@@ -11,6 +11,7 @@ resumed ends with exactly the weights an unbroken run would have (bit-identical 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # a kernel without ipywidgets: tqdm.auto falls back to text bars, and says so
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 from .augment import AugmentConfig, augment_batch
 from .checkpoints import CheckpointError, check_writable, device_name, read_checkpoint, save_checkpoint
