@@ -26,7 +26,8 @@ def command_train(arguments) -> dict:
 
 def command_evaluate(arguments) -> dict:
     from .evaluate import evaluate_checkpoint, format_report
-    report = evaluate_checkpoint(arguments.checkpoint, arguments.data, skip_bad=arguments.skip_bad)
+    report = evaluate_checkpoint(arguments.checkpoint, arguments.data, skip_bad=arguments.skip_bad,
+                                 decode=arguments.decode)
     if not arguments.json:
         print(format_report(report))
     return report
@@ -55,6 +56,9 @@ def main(argv=None) -> int:
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--data", required=True, help="zip or folder in trainPart1 or mnistTask3 layout, or mnist-test")
     evaluate.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted and reported)")
+    evaluate.add_argument("--decode", choices=["image", "writer"], default="image",
+                          help="image: each image on its own (default); writer: a writer's images get distinct classes "
+                               "(trainPart1 layout; transductive, see src/decoding.py)")
     evaluate.add_argument("--json", action="store_true")
     commands.add_parser("report", help="rewrite README's tables and the notebooks' run times from results/ and checkpoints/")
     arguments = parser.parse_args(argv)

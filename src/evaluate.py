@@ -13,8 +13,9 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from . import data as datasets
-from .analysis import classification_report
+from .analysis import accuracy, classification_report
 from .checkpoints import CheckpointError, load_model, read_checkpoint
+from .decoding import writer_consistent_predictions
 from .files import DataError, list_source_files
 from .preprocess import PREPROCESSING_VERSION, geometry_inputs, geometry_reference
 from .augment import AugmentConfig
@@ -34,7 +35,12 @@ def detect_layout(source: Path) -> str:
                     f"or 0..9/image_NNNNNN.jpg folders (mnistTask3), found folders {sorted(folders)[:10]}")
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool = False) -> dict:
+DECODINGS = ("image", "writer")  # per-image argmax (the classifier), or writer-consistent (src/decoding.py)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool = False, decode: str = "image") -> dict:
+    if decode not in DECODINGS:
+        raise ValueError(f"decode must be one of {DECODINGS}, not {decode!r}")
     payload = read_checkpoint(Path(checkpoint))
     model, metadata = load_model(Path(checkpoint), payload=payload)
     if metadata.get("preprocessing_version", PREPROCESSING_VERSION) != PREPROCESSING_VERSION:
@@ -43,7 +49,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
     classes = metadata.get("classes") or (datasets.CLASS_CHARACTERS if model.config.num_classes == 62
                                           else datasets.DIGIT_CHARACTERS)
     note = ""
-    geometry = None
+    geometry = writers = None
     if str(data) == "mnist-test":
         images, labels, source = datasets.load_mnist("test")
     else:
@@ -52,7 +58,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
             characters = datasets.read_trainpart1(Path(data), preprocessing=metadata.get("preprocessing", "mnist"),
                                                   skip_bad=skip_bad, require_all_classes=False,
                                                   name="evaluation set")
-            images, labels, source = characters.images, characters.labels, characters.source
+            images, labels, source, writers = characters.images, characters.labels, characters.source, characters.writers
             geometry = geometry_inputs(characters.geometry, characters.writers, metadata.get("geometry", "absolute"),
                                        metadata.get("geometry_reference", geometry_reference(characters.geometry)))
         else:
@@ -68,6 +74,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
                 f"know were left out")
         images, labels = images[keep], labels[keep]
         geometry = None if geometry is None else geometry[keep]
+        writers = None if writers is None else writers[keep]
+    if decode == "writer" and writers is None:
+        raise DataError(f"{data}: writer-consistent decoding needs a set in trainPart1's layout "
+                        f"(imgNNN-MMM.png, MMM = writer)")
     geometry = geometry if model.config.geometry_features else None
     if metadata.get("test_time_views"):
         logits = predict_averaged_over_views(model, images, geometry, metadata["test_time_views"],
@@ -75,6 +85,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
     else:
         logits = predict_logits(model, images, geometry)
     report = classification_report(logits, labels, classes[: model.config.num_classes])
+    report["decoding"] = decode
+    if decode == "writer":
+        decoded = writer_consistent_predictions(logits, writers, labels, classes)
+        report["accuracy_writer_decoded"] = accuracy(decoded, labels)
+        report["writers"] = len(torch.unique(writers))
     report.update({"checkpoint": project_relative(checkpoint), "data": source.describe(), "note": note,
                    "task": metadata.get("task", "")})
     return report
@@ -85,6 +100,9 @@ def format_report(report: dict) -> str:
              f"images: {report['n']}", f"accuracy: {report['accuracy']:.4f}"]
     if "accuracy_case_merged" in report:
         lines.append(f"accuracy, case-ambiguous classes merged: {report['accuracy_case_merged']:.4f}")
+    if "accuracy_writer_decoded" in report:
+        lines.append(f"accuracy, writer-consistent decoding ({report['writers']} writers, each image's class distinct "
+                     f"within its writer): {report['accuracy_writer_decoded']:.4f}")
     lines.append(f"expected calibration error: {report['expected_calibration_error']:.4f}")
     if report["absent_classes"]:
         lines.append(f"classes absent from this set: {report['absent_classes']}")

@@ -1,0 +1,86 @@
+"""Writer-consistent decoding: known answers on small inputs, and a clear refusal, naming the writer,
+wherever its assumption (each writer draws each character at most once) does not hold."""
+import json
+import math
+
+import pytest
+import torch
+
+from src.__main__ import main
+from src.checkpoints import save_checkpoint
+from src.data import CLASS_CHARACTERS
+from src.decoding import check_writer_groups, writer_consistent_predictions
+from src.files import DataError
+from src.model import ModelConfig, build_model
+from tests.generated import draw_character, png_bytes, trainpart1_entries, write_zip
+
+
+def log(*probabilities):
+    return [math.log(p) for p in probabilities]
+
+
+def test_two_drawings_that_both_look_like_one_class_are_split_by_the_likelier_assignment():
+    # writer 7: both images say "class 0" first; the second prefers class 1 over class 2.
+    # writer 9: one image, alone, keeps its own best class.
+    scores = torch.tensor([log(0.7, 0.2, 0.1), log(0.6, 0.35, 0.05), log(0.5, 0.1, 0.4)])
+    writers = torch.tensor([7, 7, 9])
+    assert scores.argmax(1).tolist() == [0, 0, 0]
+    assert writer_consistent_predictions(scores, writers).tolist() == [0, 1, 0]
+
+
+def test_the_joint_optimum_can_move_the_more_confident_image():
+    # Keeping image 0 on class 0 costs image 1 dearly (0.9 -> 0.01); the best total swaps image 0.
+    scores = torch.tensor([log(0.6, 0.39, 0.01), log(0.9, 0.01, 0.09)])
+    predictions = writer_consistent_predictions(scores, torch.tensor([1, 1]))
+    assert predictions.tolist() == [1, 0]
+
+
+def test_logits_and_log_probabilities_give_the_same_assignment():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(30, 62, generator=generator) * 3
+    writers = torch.arange(30) // 10
+    assert torch.equal(writer_consistent_predictions(logits, writers),
+                       writer_consistent_predictions(torch.log_softmax(logits, 1), writers))
+    predictions = writer_consistent_predictions(logits, writers)
+    for writer in range(3):  # distinct classes within each writer
+        assert len(set(predictions[writers == writer].tolist())) == 10
+
+
+def test_refuses_a_writer_with_more_images_than_classes():
+    with pytest.raises(DataError, match="writer 005 has 4 images but there are only 3 classes"):
+        writer_consistent_predictions(torch.zeros(4, 3), torch.tensor([5, 5, 5, 5]))
+
+
+def test_refuses_a_labelled_writer_with_two_images_of_one_class():
+    with pytest.raises(DataError, match="writer 012 has 2 images of class 1"):
+        check_writer_groups(torch.tensor([3, 12, 12]), 62, labels=torch.tensor([1, 1, 1]))
+
+
+def test_refuses_images_without_a_writer():
+    with pytest.raises(DataError, match="writer id"):
+        writer_consistent_predictions(torch.zeros(2, 3), torch.tensor([-1, 4]))
+
+
+@pytest.fixture
+def character_checkpoint(tmp_path):
+    model = build_model(ModelConfig(62, geometry_features=4, widths=(8, 16, 16)), seed=0).eval()
+    return save_checkpoint(tmp_path / "task1.pt", model, {"task": "task1", "classes": CLASS_CHARACTERS,
+                                                           "preprocessing": "mnist", "geometry": "writer"})
+
+
+def test_evaluate_decode_writer_reports_both_accuracies_and_the_writer_count(tmp_path, character_checkpoint, capsys):
+    test_set = write_zip(tmp_path / "later.zip", trainpart1_entries(writers=range(41, 44)))
+    code = main(["evaluate", "--checkpoint", str(character_checkpoint), "--data", str(test_set),
+                 "--decode", "writer", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["decoding"] == "writer" and report["writers"] == 3 and report["n"] == 186
+    assert 0.0 <= report["accuracy"] <= 1.0 and 0.0 <= report["accuracy_writer_decoded"] <= 1.0
+
+
+def test_evaluate_decode_writer_refuses_a_set_that_breaks_the_assumption(tmp_path, character_checkpoint, capsys):
+    twice = ("train/Sample011/IMG011-041.png", png_bytes(draw_character(10, 41)))  # writer 041 drew "A" twice
+    without_b = [entry for entry in trainpart1_entries(writers=[41]) if "Sample012" not in entry[0]]
+    test_set = write_zip(tmp_path / "later.zip", [*without_b, twice])
+    code = main(["evaluate", "--checkpoint", str(character_checkpoint), "--data", str(test_set), "--decode", "writer"])
+    assert code == 2 and "writer 041 has 2 images of class 10 ('A')" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(character_checkpoint), "--data", str(test_set)]) == 0  # per image: fine
