@@ -127,11 +127,13 @@ def cross_validate(recipe: Recipe, characters: CharacterImages, folds_run: int =
             save_final(result, recipe, reference, characters, save_first_fold_to,
                        {"note": "fold 1 of writer-grouped CV; trained without the validation writers"})
         predictions = fold_logits.argmax(1)
-        writer_decoded = writer_consistent_predictions(fold_logits, characters.writers[validation_index],
-                                                       validation.labels, CLASS_CHARACTERS)
-        per_fold.append({"fold": fold, "validation_writers": sorted(set(characters.writers[validation_index].tolist())),
+        validation_writers = characters.writers[validation_index]
+        writer_decoded = (writer_consistent_predictions(fold_logits, validation_writers, validation.labels, CLASS_CHARACTERS)
+                          if bool((validation_writers >= 0).all()) else None)  # names without a writer: not decodable
+        per_fold.append({"fold": fold, "validation_writers": sorted(set(validation_writers.tolist())),
                          "accuracy": analysis.accuracy(predictions, validation.labels),
-                         "accuracy_writer_decoded": analysis.accuracy(writer_decoded, validation.labels),
+                         "accuracy_writer_decoded": None if writer_decoded is None
+                                                    else analysis.accuracy(writer_decoded, validation.labels),
                          "accuracy_case_merged": analysis.case_merged_accuracy(predictions, validation.labels),
                          "accuracy_single_view": analysis.accuracy(single_view_predictions, validation.labels),
                          "accuracy_case_merged_single_view": analysis.case_merged_accuracy(single_view_predictions, validation.labels),

@@ -84,3 +84,18 @@ def test_evaluate_decode_writer_refuses_a_set_that_breaks_the_assumption(tmp_pat
     code = main(["evaluate", "--checkpoint", str(character_checkpoint), "--data", str(test_set), "--decode", "writer"])
     assert code == 2 and "writer 041 has 2 images of class 10 ('A')" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(character_checkpoint), "--data", str(test_set)]) == 0  # per image: fine
+
+
+def test_cross_validation_reports_writer_decoding_beside_per_image_accuracy(tmp_path):
+    from dataclasses import replace
+
+    from src import data, task1
+    characters = data.read_trainpart1(write_zip(tmp_path / "five.zip", trainpart1_entries(writers=range(1, 6))))
+    recipe = task1.recipe_for("quick")
+    recipe = replace(recipe, test_time_views=0, training=replace(recipe.training, epochs=1))
+    cv = task1.cross_validate(recipe, characters, folds_run=2, progress=False)
+    assert cv["accuracy_writer_decoded"]["n"] == 2
+    for fold in cv["folds"]:  # one writer per fold here: its 62 images decode to 62 distinct classes
+        logits = cv["out_of_fold_logits"][torch.isin(characters.writers, torch.tensor(fold["validation_writers"]))]
+        assert len(set(writer_consistent_predictions(logits, torch.zeros(len(logits), dtype=torch.long)).tolist())) == 62
+        assert 0.0 <= fold["accuracy_writer_decoded"] <= 1.0
