@@ -88,8 +88,8 @@ def training_precision(device: torch.device | str) -> str:
     return "float16"
 
 
-def _autocast(device: torch.device):
-    dtype = PRECISIONS[training_precision(device)]
+def _autocast(device: torch.device, precision: str):
+    dtype = PRECISIONS[precision]
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
@@ -98,13 +98,14 @@ def predict_logits(model: nn.Module, images: torch.Tensor, geometry: torch.Tenso
                    batch_size: int = 2000) -> torch.Tensor:
     """Logits in float32 for every image, in evaluation mode, on the model's device."""
     device = next(model.parameters()).device
+    precision = training_precision(device)
     was_training = model.training
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = images[start: start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
         batch_geometry = None if geometry is None else geometry[start: start + batch_size].to(device)
-        with _autocast(device):
+        with _autocast(device, precision):
             outputs.append(model(batch, batch_geometry).float())
     model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0)
@@ -234,7 +235,7 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
             images, geometry = augment_batch(data.images[index], config.augment, augmentation_generator,
                                              None if data.geometry is None else data.geometry[index])
             labels = data.labels[index]
-            with _autocast(device):
+            with _autocast(device, precision):
                 logits = model(images.contiguous(memory_format=torch.channels_last), geometry)
             loss = loss_function(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
