@@ -4,9 +4,10 @@ The whole dataset sits on the device as one tensor; each step indexes a batch, d
 device (`augment.py`) and takes one optimizer step under a one-cycle learning-rate schedule
 (Smith & Topin, 2019). Precision follows the hardware (`training_precision`): bf16 autocast where
 the GPU has bf16 tensor cores (compute capability >= 8.0), fp16 autocast with a gradient scaler on
-older GPUs such as Colab's T4 (7.5) or a P100 (6.0), fp32 on the CPU. Every source of randomness (order, augmentation, dropout) comes from
-generators whose states are saved in the per-epoch checkpoint, so a run that is killed and
-resumed ends with exactly the weights an unbroken run would have (bit-identical on CPU).
+older GPUs such as Colab's T4 (7.5) or a P100 (6.0), fp32 on the CPU. Every source of randomness
+(order, augmentation, dropout) comes from generators whose states are saved in the per-epoch
+checkpoint, so a run that is killed and resumed ends with exactly the weights an unbroken run
+would have (bit-identical on CPU).
 """
 from __future__ import annotations
 
