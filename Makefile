@@ -29,18 +29,18 @@ test: setup
 
 # Task 2 and 3 start from Task 1's network, so the notebooks run in order.
 reproduce: setup data $(foreach n,$(NOTEBOOKS),.stamps/$(n).$(RUN))
-	$(BIN)/python -m src report
+	$(BIN)/python -m tools.readme_tables
 
 .stamps/task1.$(RUN): task1.ipynb $(SOURCES)
 .stamps/task2.$(RUN): task2.ipynb $(SOURCES) .stamps/task1.$(RUN)
 .stamps/task3.$(RUN): task3.ipynb $(SOURCES) .stamps/task1.$(RUN)
 .stamps/%.$(RUN):
-	PLAYMNIST_BUDGET=$(BUDGET) $(BIN)/python -m src.notebooks $*.ipynb
+	PLAYMNIST_BUDGET=$(BUDGET) $(BIN)/python -m tools.run_notebook $*.ipynb
 	mkdir -p .stamps && touch $@
 
 bench: setup data
 	$(BIN)/python -m bench
-	$(BIN)/python -m src report
+	$(BIN)/python -m tools.readme_tables
 
 report: setup
-	$(BIN)/python -m src report
+	$(BIN)/python -m tools.readme_tables

@@ -1,4 +1,4 @@
-"""Command line: `python -m src {data,train,evaluate,report}`; see README.md."""
+"""Command line: `python -m src {data,train,evaluate}`; see README.md."""
 from __future__ import annotations
 
 import argparse
@@ -10,18 +10,26 @@ from .files import DataError
 
 
 def command_data(arguments) -> dict:
-    from . import data
-    sources = {"trainPart1": data.load_trainpart1().source, "MNIST": data.ensure_mnist(),
-               "mnistTask3": data.load_mnisttask3().source}
+    from .datasets import load_mnisttask3, load_trainpart1
+    from .mnist import ensure_mnist
+    sources = {"trainPart1": load_trainpart1().source, "MNIST": ensure_mnist(),
+               "mnistTask3": load_mnisttask3().source}
     for source in sources.values():
         print(source.describe(), file=sys.stderr if arguments.json else sys.stdout)
     return {name: source.to_dict() for name, source in sources.items()}
 
 
 def command_train(arguments) -> dict:
-    from .runs import current_budget
+    """The same experiment the task's notebook runs; the budget decides how much of it."""
+    from .runs import current_budget, project_relative, results_dir
+    budget = current_budget(arguments.budget)
     task = importlib.import_module(f".{arguments.task}", __package__)
-    return task.run_headline(current_budget(arguments.budget), seed=arguments.seed, progress=not arguments.json)
+    results = task.run_experiment(budget, progress=not arguments.json)
+    if not arguments.json:
+        for row in results["headline"]:
+            print(f"{row['what']}: {row['value']}")
+    return {"task": arguments.task, "budget": budget, "results": project_relative(results_dir(budget) / f"{arguments.task}.json"),
+            "seconds": results["total_seconds"], "headline": results["headline"], "summary": results["summary"]}
 
 
 def command_evaluate(arguments) -> dict:
@@ -33,24 +41,14 @@ def command_evaluate(arguments) -> dict:
     return report
 
 
-def command_report(arguments) -> dict:
-    from .readme import update_notebook_runtimes, update_readme
-    changed = update_readme()
-    notebooks = update_notebook_runtimes()
-    print("README tables " + ("updated" if changed else "already up to date") +
-          (f"; run times rewritten in {', '.join(notebooks)}" if notebooks else ""))
-    return {"changed": changed, "notebooks": notebooks}
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src", description="Playing With MNIST: data, training, evaluation")
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="fetch and prepare every dataset, print where each came from")
     data.add_argument("--json", action="store_true")
-    train = commands.add_parser("train", help="run a task's headline training and print its final metrics")
+    train = commands.add_parser("train", help="run a task's experiment (what its notebook runs) and print its headline")
     train.add_argument("task", choices=["task1", "task2", "task3"])
     train.add_argument("--budget", choices=["quick", "full"], default=None, help="default: $PLAYMNIST_BUDGET or full")
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--json", action="store_true")
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a zip/folder or on mnist-test")
     evaluate.add_argument("--checkpoint", required=True)
@@ -60,10 +58,8 @@ def main(argv=None) -> int:
                           help="image: each image on its own (default); writer: a writer's images get distinct classes "
                                "(trainPart1 layout; transductive, see src/decoding.py)")
     evaluate.add_argument("--json", action="store_true")
-    commands.add_parser("report", help="rewrite README's tables and the notebooks' run times from results/ and checkpoints/")
     arguments = parser.parse_args(argv)
-    handler = {"data": command_data, "train": command_train, "evaluate": command_evaluate,
-               "report": command_report}[arguments.command]
+    handler = {"data": command_data, "train": command_train, "evaluate": command_evaluate}[arguments.command]
     from .checkpoints import CheckpointError
     try:
         result = handler(arguments)

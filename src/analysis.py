@@ -1,8 +1,7 @@
 """Metrics the notebooks share: accuracy views, calibration, convergence, and honest statistics.
 
 Differences between training conditions are reported over several seeds with a spread and a
-paired test, never from a single run. Only numpy and torch are used (no scipy), so the Student t
-distribution is computed here from the regularised incomplete beta function.
+paired test, never from a single run; the t distribution comes from scipy.
 """
 from __future__ import annotations
 
@@ -10,15 +9,9 @@ import math
 
 import numpy as np
 import torch
+from scipy import stats
 
-from .data import CLASS_CHARACTERS
-
-# Classes that handwriting often leaves ambiguous by shape alone: case pairs whose capital and
-# lowercase differ only in size, and the digit/letter look-alikes listed in the team's guide
-# (o/O/0, c/C, s/S, v/V, w/W, x/X, z/Z, k/K, p/P, u/U, 1/l/I, 9/g/q, 5/S, 2/Z). Merging each group
-# into one class gives the "case-merged" accuracy reported beside plain top-1.
-CASE_AMBIGUOUS_GROUPS = ("0Oo", "Cc", "5Ss", "Vv", "Ww", "Xx", "2Zz", "Kk", "Pp", "Uu", "1Il", "9gq")
-
+from .classes import CASE_AMBIGUOUS_GROUPS, CLASS_CHARACTERS
 
 # ----------------------------------------------------------------------------- accuracy views
 
@@ -132,53 +125,6 @@ def relative_weight_change(before: dict[str, torch.Tensor], after: dict[str, tor
 
 # ----------------------------------------------------------------------------- statistics
 
-def _incomplete_beta(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b) by Lentz's continued fraction."""
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    if x > (a + 1) / (a + b + 2):
-        return 1.0 - _incomplete_beta(b, a, 1 - x)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(1 - x)) / a
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    result = d
-    for m in range(1, 300):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            result *= c * d
-        if abs(c * d - 1.0) < 1e-12:
-            break
-    return front * result
-
-
-def student_t_two_sided_p(t: float, degrees_of_freedom: int) -> float:
-    if math.isnan(t):
-        return float("nan")
-    if math.isinf(t):
-        return 0.0
-    return _incomplete_beta(degrees_of_freedom / 2, 0.5, degrees_of_freedom / (degrees_of_freedom + t * t))
-
-
-def student_t_quantile(probability: float, degrees_of_freedom: int) -> float:
-    """t such that P(T <= t) = probability, by bisection on the two-sided p-value."""
-    low, high = 0.0, 1000.0
-    target = 2 * (1 - probability)
-    for _ in range(200):
-        middle = (low + high) / 2
-        if student_t_two_sided_p(middle, degrees_of_freedom) > target:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
-
-
 def summarise(values) -> dict:
     """Mean, sample std, n and a 95 % t-interval of the mean."""
     values = np.asarray([v for v in values if v is not None], dtype=float)
@@ -187,7 +133,7 @@ def summarise(values) -> dict:
         return {"mean": float("nan"), "std": float("nan"), "n": 0, "ci95": [float("nan")] * 2}
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if n > 1 else 0.0
-    half = student_t_quantile(0.975, n - 1) * std / math.sqrt(n) if n > 1 else float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
     return {"mean": mean, "std": std, "n": n, "ci95": [mean - half, mean + half]}
 
 
@@ -197,14 +143,17 @@ def format_mean_std(values, scale: float = 100.0, digits: int = 2, unit: str = "
 
 
 def paired_t_test(first, second) -> dict:
-    """Paired t-test of first - second over matched seeds."""
+    """Paired t-test of first - second over matched seeds (scipy.stats.ttest_rel), with the 95 %
+    interval of the mean difference."""
     differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
     n = len(differences)
     if n < 2:
         return {"mean_difference": float(differences.mean()) if n else float("nan"), "t": float("nan"),
                 "p_value": float("nan"), "n": n}
-    std = differences.std(ddof=1)
-    t = float(differences.mean() / (std / math.sqrt(n))) if std > 0 else (0.0 if differences.mean() == 0 else math.copysign(math.inf, differences.mean()))
-    return {"mean_difference": float(differences.mean()), "t": t, "p_value": student_t_two_sided_p(t, n - 1), "n": n,
-            "ci95": [float(differences.mean() - student_t_quantile(0.975, n - 1) * std / math.sqrt(n)),
-                     float(differences.mean() + student_t_quantile(0.975, n - 1) * std / math.sqrt(n))]}
+    if not differences.any():  # identical runs: no difference, and nothing to test
+        return {"mean_difference": 0.0, "t": 0.0, "p_value": 1.0, "n": n, "ci95": [0.0, 0.0]}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        test = stats.ttest_rel(first, second)
+    interval = summarise(differences)["ci95"] if differences.std() > 0 else [float(differences.mean())] * 2
+    return {"mean_difference": float(differences.mean()), "t": float(test.statistic), "p_value": float(test.pvalue),
+            "n": n, "ci95": interval}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_write_bytes
-from .model import CharacterCNN, ModelConfig
+from .files import PROJECT_ROOT, atomic_write_bytes
+from .model import CharacterCNN, ModelConfig, with_new_head
 from .preprocess import PREPROCESSING_VERSION
+from .runs import project_relative
 
 FORMAT = "playmnist-checkpoint/1"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class CheckpointError(ValueError):
@@ -51,21 +50,6 @@ def git_commit() -> str:
         return commit + ("+uncommitted-src-changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return fallback
-
-
-def device_name(device: torch.device | str | None = None) -> str:
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    processor = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                processor = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{processor}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
 def check_writable(path: Path) -> None:
@@ -192,6 +176,14 @@ def load_model(path: Path, num_classes: int | None = None, geometry_features: in
 # ----------------------------------------------------------------------------- what a run saved
 
 # What each committed checkpoint is; its numbers come from the file itself.
+def network_from_task1(path: Path, seed: int, num_classes: int = 10) -> CharacterCNN:
+    """The Task 1 network's backbone under a new, seeded `num_classes` head: where Tasks 2 and 3
+    start when they start from Task 1."""
+    task1_model, _ = load_model(path)
+    network, _ = with_new_head(task1_model, num_classes=num_classes, seed=seed)
+    return network
+
+
 CHECKPOINT_DESCRIPTIONS = {
     "task1.pt": "Task 1: the 62-class network, the recipe trained on all 2,480 trainPart1 images; "
                 "the pretrained start of Task 2 (c) and Task 3",
@@ -217,7 +209,6 @@ def format_metric(name: str, value) -> str:
 
 def describe_checkpoints(paths) -> list[dict]:
     """One row per existing checkpoint: file, what it is, its stored metrics, data, device, size."""
-    from .runs import project_relative
     rows = []
     for path in map(Path, paths):
         if not path.is_file():

@@ -12,13 +12,15 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
-from . import data as datasets
+from . import datasets
 from .analysis import accuracy, classification_report
+from .augment import AugmentConfig
 from .checkpoints import CheckpointError, load_model, read_checkpoint
+from .classes import CLASS_CHARACTERS, DIGIT_CHARACTERS
 from .decoding import writer_consistent_predictions
 from .files import DataError, list_source_files
+from .mnist import load_mnist
 from .preprocess import PREPROCESSING_VERSION, geometry_inputs, geometry_reference
-from .augment import AugmentConfig
 from .runs import project_relative
 from .train import predict_averaged_over_views, predict_logits
 
@@ -46,12 +48,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
     if metadata.get("preprocessing_version", PREPROCESSING_VERSION) != PREPROCESSING_VERSION:
         raise CheckpointError(f"{checkpoint}: trained with preprocessing version {metadata['preprocessing_version']}, "
                               f"this code applies version {PREPROCESSING_VERSION}; results would not be comparable")
-    classes = metadata.get("classes") or (datasets.CLASS_CHARACTERS if model.config.num_classes == 62
-                                          else datasets.DIGIT_CHARACTERS)
+    classes = metadata.get("classes") or (CLASS_CHARACTERS if model.config.num_classes == 62 else DIGIT_CHARACTERS)
     note = ""
     geometry = writers = None
     if str(data) == "mnist-test":
-        images, labels, source = datasets.load_mnist("test")
+        images, labels, source = load_mnist("test")
     else:
         layout = detect_layout(Path(data))
         if layout == "trainpart1":
@@ -60,7 +61,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
                                                   name="evaluation set")
             images, labels, source, writers = characters.images, characters.labels, characters.source, characters.writers
             geometry = geometry_inputs(characters.geometry, characters.writers, metadata.get("geometry", "absolute"),
-                                       metadata.get("geometry_reference", geometry_reference(characters.geometry)))
+                                       metadata.get("geometry_reference", geometry_reference(characters.geometry)),
+                                       metadata.get("recipe", {}).get("writer_minimum_images", 10))
         else:
             noisy = datasets.read_mnisttask3(Path(data), skip_bad=skip_bad)
             images, labels, source = noisy.images, noisy.folder_labels, noisy.source
@@ -81,7 +83,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
     geometry = geometry if model.config.geometry_features else None
     if metadata.get("test_time_views"):
         logits = predict_averaged_over_views(model, images, geometry, metadata["test_time_views"],
-                                             AugmentConfig.from_dict(metadata["test_time_augment"]))
+                                             AugmentConfig.from_dict(metadata["test_time_augment"]),
+                                             metadata.get("recipe", {}).get("test_time_seed", 0))
     else:
         logits = predict_logits(model, images, geometry)
     report = classification_report(logits, labels, classes[: model.config.num_classes])

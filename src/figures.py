@@ -8,7 +8,7 @@ import torch
 
 
 def image_grid(images: torch.Tensor, titles: list[str] | None = None, columns: int = 16, size: float = 0.9,
-               title: str = "", colour_titles: list[str] | None = None):
+               title: str = ""):
     """Images [N, 1, H, W] or [N, H, W] in a grid, white ink on black as the network sees them."""
     images = images.detach().cpu().float()
     if images.ndim == 4:
@@ -21,8 +21,7 @@ def image_grid(images: torch.Tensor, titles: list[str] | None = None, columns: i
         if index < len(images):
             axis.imshow(images[index], cmap="gray", vmin=0, vmax=1)
             if titles:
-                axis.set_title(titles[index], fontsize=8,
-                               color=(colour_titles[index] if colour_titles else "black"))
+                axis.set_title(titles[index], fontsize=8)
     if title:
         figure.suptitle(title)
     figure.tight_layout()
@@ -124,19 +123,5 @@ def training_curves(history: list[dict], keys: list[str], title: str = ""):
         axis.grid(alpha=0.3)
         axis.legend()
     figure.suptitle(title)
-    figure.tight_layout()
-    return figure
-
-
-def bars_with_errors(labels: list[str], means: list[float], errors: list[float], ylabel: str, title: str = "",
-                     ylim: tuple[float, float] | None = None):
-    figure, axis = plt.subplots(figsize=(max(5, len(labels) * 1.4), 3.8))
-    axis.bar(range(len(labels)), means, yerr=errors, capsize=4, color="tab:blue", alpha=0.8)
-    axis.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
-    axis.set_ylabel(ylabel)
-    if ylim:
-        axis.set_ylim(*ylim)
-    axis.set_title(title)
-    axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure

@@ -27,6 +27,7 @@ Image.MAX_IMAGE_PIXELS = 50_000_000
 MAX_ZIP_UNCOMPRESSED_BYTES = 2 * 1024**3  # the datasets here are < 100 MB unpacked
 OS_ARTEFACTS = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", "._")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the repository; every published path is relative to it
 
 
 class DataError(ValueError):
@@ -35,20 +36,9 @@ class DataError(ValueError):
 
 # ----------------------------------------------------------------------------- hashing
 
-def sha256_of_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def sha256_of_file(path: Path) -> str:
     with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def md5_of_file(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def sha256_of_folder(folder: Path) -> str:

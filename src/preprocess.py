@@ -116,6 +116,14 @@ def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
 
 
+def centre_of_mass(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the ink's centre of mass of images [..., H, W], in pixels."""
+    mass = images.sum(dim=(-2, -1))
+    rows = (images.sum(dim=-1) * torch.arange(images.shape[-2])).sum(dim=-1) / mass
+    columns = (images.sum(dim=-2) * torch.arange(images.shape[-1])).sum(dim=-1) / mass
+    return rows, columns
+
+
 def to_mnist_convention(luminance: np.ndarray, name: str = "<image>") -> tuple[torch.Tensor, InkBox]:
     """A [H, W] luminance image (any polarity) -> a 28x28 MNIST-style image and its ink box."""
     ink = ink_from_luminance(luminance)
@@ -148,9 +156,7 @@ def to_mnist_convention(luminance: np.ndarray, name: str = "<image>") -> tuple[t
     small = small / small.max().clamp(min=1e-6)
 
     # 4. Place in 28x28 with the centre of mass at MNIST's centre (integer shift, as in MNIST).
-    mass = small.sum()
-    centre_row = float((small.sum(dim=1) * torch.arange(height)).sum() / mass)
-    centre_column = float((small.sum(dim=0) * torch.arange(width)).sum() / mass)
+    centre_row, centre_column = map(float, centre_of_mass(small))
     top = min(max(round(MNIST_CENTRE_OF_MASS[0] - centre_row), 0), FIELD - height)
     left = min(max(round(MNIST_CENTRE_OF_MASS[1] - centre_column), 0), FIELD - width)
     field = torch.zeros(FIELD, FIELD)
@@ -198,7 +204,7 @@ GEOMETRY_MODES = ("none", "absolute", "writer")
 
 
 def geometry_inputs(geometry: torch.Tensor, writers: torch.Tensor, mode: str,
-                    fallback_reference: list[float]) -> torch.Tensor | None:
+                    fallback_reference: list[float], minimum_images: int = 10) -> torch.Tensor | None:
     """The side input a network gets, by mode: nothing, the ink box as measured, or its size
     relative to the writer (see `writer_relative_geometry`)."""
     if mode == "none":
@@ -206,5 +212,5 @@ def geometry_inputs(geometry: torch.Tensor, writers: torch.Tensor, mode: str,
     if mode == "absolute":
         return geometry
     if mode == "writer":
-        return writer_relative_geometry(geometry, writers, fallback_reference)
+        return writer_relative_geometry(geometry, writers, fallback_reference, minimum_images)
     raise ValueError(f"unknown geometry mode {mode!r}; use one of {GEOMETRY_MODES}")

@@ -1,4 +1,4 @@
-"""Where a run's outputs go, which budget it runs with, and how it describes itself.
+"""Where a run's outputs go, which budget, device and precision it runs with, and how it describes itself.
 
 Two budgets: `quick` proves every cell runs in minutes on 2 CPU cores (CI), `full` is what the
 committed outputs come from. The budget is chosen by the PLAYMNIST_BUDGET environment variable,
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 from pathlib import Path
 
 import torch
 
-from .checkpoints import device_name
-from .files import atomic_write_bytes
+from .files import PROJECT_ROOT, atomic_write_bytes
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUDGETS = ("quick", "full")
 
 
@@ -86,9 +85,41 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+# ----------------------------------------------------------------------------- device and precision
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def training_precision(device: torch.device | str) -> str:
+    """"bfloat16" where the GPU has bf16 tensor cores (Ampere and newer, compute capability >= 8.0),
+    "float16" on older GPUs (T4, P100: bf16 there is emulated or missing), "float32" on the CPU."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "float32"
+    major, _ = torch.cuda.get_device_capability(device)
+    if major >= 8 and torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float16"
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    processor = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                processor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{processor}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
 def banner(budget: str, sources: list) -> str:
     """The lines every notebook prints first: data, device, precision, budget."""
-    from .train import default_device, training_precision
     device = default_device()
     data = "; ".join(source.describe() for source in sources)
     return (f"Data: {data}\nDevice: {device.type} ({device_name(device)})\n"

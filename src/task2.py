@@ -3,26 +3,29 @@
 The experiment: pretrain on the digit classes 0-9 of trainPart1 (preprocessed to MNIST's
 convention), then train on MNIST from (a) that network, (b) random initialisation and (c) the
 Task 1 62-class network when its checkpoint exists; same architecture, recipe and budget, several
-seeds each, paired by seed. MNIST's last 5,000 training images (stratified) are held out as
-validation for every choice; the test set is only measured. `run_experiment` returns everything
-the notebook shows; `run_headline` is `python -m src train task2`.
+seeds each, paired by seed. 5,000 of MNIST's training images (a seeded, stratified draw) are held
+out as validation for every choice; the test set is only measured. `run_experiment` returns
+everything the notebook shows and is what `python -m src train task2` runs.
 """
 from __future__ import annotations
 
 import copy
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from . import analysis
 from .augment import AugmentConfig
-from .checkpoints import load_model
-from .data import (DIGIT_CHARACTERS, LabelledImages, load_mnist_splits, load_trainpart1, stratified_split,
-                   stratified_subset)
-from .model import ModelConfig, build_model, with_new_head
+from .checkpoints import network_from_task1
+from .classes import DIGIT_CHARACTERS
+from .datasets import load_trainpart1
+from .mnist import load_mnist_splits
+from .model import ModelConfig, build_model
 from .runs import checkpoint_dir, save_results, standin_allowed
-from .train import TrainConfig, finished_checkpoint, predict_logits, train
+from .splits import stratified_split, stratified_subset
+from .train import LabelledImages, TrainConfig, finished_checkpoint, predict_logits, train
 
 # ----------------------------------------------------------------------------- hyperparameters
 # One table for the task. Budgets change only how much is run, never the recipe's nature.
@@ -59,12 +62,7 @@ TRAIN_SAMPLE_IMAGES = 5000      # a fixed sample of the training images, measure
 THRESHOLDS = (0.98, 0.99, 0.995)
 EARLY_STEPS = (100, 500)
 STARTS = ("pretrained", "scratch", "task1")  # (a), (b), (c)
-
-
-def _recipe(base: TrainConfig, **changes) -> TrainConfig:
-    values = base.to_dict()
-    values.update(changes)
-    return TrainConfig.from_dict(values)
+SWEEP_SUBSET_SEED = 100         # subset k of the sweep is drawn with seed 100 + k, apart from the training seeds
 
 
 # ----------------------------------------------------------------------------- steps
@@ -79,7 +77,7 @@ def digit_drawings(budget: str | None = None) -> tuple[LabelledImages, object]:
 def pretrain_on_digits(budget: str, seed: int = 0, progress: bool | None = None):
     """Train the network on the 400 digits; returns the result and its zero-shot MNIST test accuracy."""
     digits, source = digit_drawings(budget)
-    config = _recipe(PRETRAIN, epochs=BUDGETS[budget]["pretrain_epochs"], seed=seed)
+    config = replace(PRETRAIN, epochs=BUDGETS[budget]["pretrain_epochs"], seed=seed)
     result = train(build_model(MODEL, seed=seed), digits, config, progress=progress, description="pretrain on 400 digits")
     return result, source
 
@@ -90,9 +88,7 @@ def start_network(start: str, pretrained: torch.nn.Module | None, seed: int, tas
     if start == "pretrained":
         return copy.deepcopy(pretrained)
     if start == "task1":
-        task1_model, _ = load_model(task1_checkpoint)
-        network, _ = with_new_head(task1_model, num_classes=10, seed=seed)
-        return network
+        return network_from_task1(task1_checkpoint, seed)
     raise ValueError(f"unknown start {start!r}")
 
 
@@ -148,14 +144,14 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
                          "data": digits_source.describe(), "metrics": {"mnist_test_accuracy_zero_shot": zero_shot}})
     task1_checkpoint = checkpoint_dir("full") / "task1.pt"
     starts = [s for s in STARTS if s != "task1" or task1_checkpoint.exists()]
-    recipe = _recipe(MNIST_RECIPE, epochs=settings["mnist_epochs"], evaluate_every_steps=settings["evaluate_every_steps"])
+    recipe = replace(MNIST_RECIPE, epochs=settings["mnist_epochs"], evaluate_every_steps=settings["evaluate_every_steps"])
 
     runs = {start: [] for start in starts}
     best = {}
     for seed in range(settings["seeds"]):
         for start in starts:
             network = start_network(start, pretrained, seed, task1_checkpoint)
-            result, metrics = train_on_mnist(network, train_set, validation, test, _recipe(recipe, seed=seed),
+            result, metrics = train_on_mnist(network, train_set, validation, test, replace(recipe, seed=seed),
                                              progress=progress, description=f"{start} seed {seed}")
             runs[start].append({"seed": seed, **metrics})
             # "Best" is chosen on validation accuracy, never on the test set.
@@ -176,8 +172,8 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
     results = {
         "budget": budget, "data": [digits_source.describe(), mnist_source.describe()],
         "pretrain": {"history": pretrained_result.history, "mnist_test_accuracy_zero_shot": zero_shot},
-        "recipe": recipe.to_dict(), "pretrain_recipe": _recipe(PRETRAIN, epochs=settings["pretrain_epochs"]).to_dict(),
-        "runs": runs, "sweep": sweep, "device": pretrained_result.device,
+        "recipe": recipe.to_dict(), "pretrain_recipe": replace(PRETRAIN, epochs=settings["pretrain_epochs"]).to_dict(),
+        "runs": runs, "sweep": sweep, "device": pretrained_result.device, "mnist_train_images": len(train_set),
         "total_seconds": time.perf_counter() - started,
     }
     results["summary"] = summarise(results)
@@ -194,11 +190,11 @@ def data_size_sweep(budget: str, pretrained, train_set, validation, test, progre
         if size >= len(train_set):
             continue
         for seed in range(settings["sweep_seeds"]):
-            keep, _ = stratified_split(train_set.labels, 1 - size / len(train_set), seed=100 + seed)
+            keep, _ = stratified_split(train_set.labels, 1 - size / len(train_set), seed=SWEEP_SUBSET_SEED + seed)
             subset = train_set.subset(keep)
             steps_per_epoch = max(len(subset) // MNIST_RECIPE.batch_size, 1)
             epochs = max(settings["mnist_epochs"], -(-settings["sweep_min_steps"] // steps_per_epoch))
-            config = _recipe(MNIST_RECIPE, epochs=epochs, seed=seed, evaluate_every_steps=0)
+            config = replace(MNIST_RECIPE, epochs=epochs, seed=seed, evaluate_every_steps=0)
             for start in ("pretrained", "scratch"):
                 network = start_network(start, pretrained, seed)
                 result = train(network, subset, config, progress=progress, description=f"{size} images, {start}, seed {seed}")
@@ -249,6 +245,34 @@ def paired_comparison(first: list[dict], second: list[dict]) -> dict:
     return paired
 
 
+def verdict(paired_test: dict, subject: str, higher_is_better: bool = True) -> str:
+    """The sentence a conclusion may state about a paired difference: resolved at p < 0.05, or not."""
+    if not paired_test["p_value"] < 0.05:
+        return f"With {paired_test['n']} seeds this difference is not distinguishable from zero (p >= 0.05)."
+    better = (paired_test["mean_difference"] > 0) == higher_is_better
+    return f"The seeds resolve this difference (p < 0.05): {subject} {'helps' if better else 'hurts'}."
+
+
+def steps_text(comparison: dict, subject: str) -> str:
+    steps = comparison.get("steps_to_0.99")
+    if not steps:
+        return "not every run reached 99 %, so steps to 99 % are not compared."
+    return (f"{steps['mean_difference']:+.0f} steps to 99 % (paired, p = {steps['p_value']:.3f}). "
+            + verdict(steps, subject, higher_is_better=False))
+
+
+def reached_text(start_summary: dict, threshold: str) -> str:
+    reached = start_summary["reached"][threshold]
+    return (f"{reached['wall_seconds']['mean']:.0f} s / {reached['steps']['mean']:.0f} steps "
+            f"({reached['reached_in']}/{reached['of']} runs)")
+
+
+def mean_confidence(run: dict) -> float:
+    """Mean top-class probability on the test set, from a run's reliability bins."""
+    bins = run["reliability"]
+    return sum(b["count"] * b["confidence"] for b in bins) / sum(b["count"] for b in bins)
+
+
 def headline_rows(results: dict, budget: str) -> list[dict]:
     command = "make reproduce  # task2.ipynb, full budget" if budget == "full" else "PLAYMNIST_BUDGET=quick ..."
     rows = []
@@ -271,18 +295,3 @@ def headline_rows(results: dict, budget: str) -> list[dict]:
                      "value": " / ".join(f"{s['mean']:.0f} ± {s['std']:.0f}" for s in steps.values()),
                      "command": command, "machine": results["device"]})
     return rows
-
-
-def run_headline(budget: str, seed: int = 0, progress: bool | None = None) -> dict:
-    """`python -m src train task2`: pretrain, then (a) and (b) for one seed; final metrics."""
-    settings = BUDGETS[budget]
-    pretrained_result, _ = pretrain_on_digits(budget, seed=seed, progress=progress)
-    train_set, validation, test, source = mnist_sets(budget)
-    recipe = _recipe(MNIST_RECIPE, epochs=settings["mnist_epochs"], seed=seed, evaluate_every_steps=settings["evaluate_every_steps"])
-    output = {"budget": budget, "seed": seed, "data": source.describe()}
-    for start in ("pretrained", "scratch"):
-        network = start_network(start, pretrained_result.model.cpu(), seed)
-        _, metrics = train_on_mnist(network, train_set, validation, test, recipe, progress, f"{start}")
-        output[start] = {k: metrics[k] for k in ("final_test_accuracy", "final_validation_accuracy",
-                                                  "expected_calibration_error", "train_seconds", "reached")}
-    return output

@@ -7,30 +7,32 @@ Three ways to train, each from scratch and from the Task 1 network (new 10-class
   two-stage   the corrected network labels the training images (confident ones, never its own
               folder), then ordinary training on those pseudo-labels.
 Learning uses mnistTask3's images and folders only (and the Task 1 network); MNIST's training
-labels are never read here, except to build and check the offline stand-in (`data.py`). The
-MNIST test set is only measured; choices use a held-out 10 % of mnistTask3.
+labels are never read here, except to build and check the offline stand-in (`standins.py`). The
+MNIST test set is only measured; choices use a held-out 10 % of mnistTask3. `run_experiment` is
+what both the notebook and `python -m src train task3` run.
 """
 from __future__ import annotations
 
-import copy
 import time
+from dataclasses import replace
 
 import torch
 
 from . import analysis
-from .augment import AugmentConfig
-from .checkpoints import load_model
-from .data import (DIGIT_CHARACTERS, LabelledImages, NoisyDigits, load_mnist, load_mnisttask3, stratified_split,
-                   stratified_subset)
-from .model import ModelConfig, build_model, with_new_head
+from .classes import DIGIT_CHARACTERS
+from .datasets import NoisyDigits, load_mnisttask3
+from .mnist import load_mnist
+from .task2 import MNIST_RECIPE, start_network as task2_start_network
 from .noisy_labels import (confident_pseudo_labels, estimate_transition_matrix, forward_corrected_loss,
                            least_likely_folder)
 from .runs import checkpoint_dir, save_results, standin_allowed
-from .train import TrainConfig, finished_checkpoint, predict_logits, train
+from .splits import stratified_split, stratified_subset
+from .train import LabelledImages, TrainConfig, finished_checkpoint, predict_logits, train
 
 # ----------------------------------------------------------------------------- hyperparameters
-MODEL = ModelConfig(num_classes=10, geometry_features=0, widths=(24, 48, 96), head_dropout=0.1)
-AUGMENT = AugmentConfig(rotate_degrees=10, shear=0.15, scale=(0.9, 1.1), translate_pixels=2)
+# Task 2's network and MNIST augmentation (task2.MODEL, task2.MNIST_RECIPE.augment), so the two tasks'
+# MNIST test accuracies compare like with like.
+AUGMENT = MNIST_RECIPE.augment
 
 NAIVE = TrainConfig(            # what the assignment literally asks: folders as labels
     epochs=8, batch_size=128, optimizer="sgd", learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
@@ -43,6 +45,7 @@ PSEUDO_LABELLED = TrainConfig(  # ordinary training on the confident pseudo-labe
     warmup_fraction=0.2, label_smoothing=0.1, augment=AUGMENT, evaluate_every_steps=200)
 PSEUDO_LABEL_SHARE = 0.95       # the most confident 95 % of images (whose label differs from their folder) are kept
 VALIDATION_FRACTION = 0.1       # of mnistTask3, stratified by folder: T's estimate and model choice
+NAIVE_SEED = 0                  # the naive runs only estimate T, so one seed each
 
 BUDGETS = {
     "quick": {"seeds": 1, "train_images": 6000, "test_images": 2000, "naive_epochs": 1, "corrected_epochs": 2, "pseudo_epochs": 1,
@@ -52,12 +55,6 @@ BUDGETS = {
 }
 STARTS = ("scratch", "pretrained")
 THRESHOLDS = (0.98, 0.99)
-
-
-def _recipe(base: TrainConfig, **changes) -> TrainConfig:
-    values = base.to_dict()
-    values.update(changes)
-    return TrainConfig.from_dict(values)
 
 
 # ----------------------------------------------------------------------------- steps
@@ -73,11 +70,8 @@ def split_mnisttask3(noisy: NoisyDigits, train_images: int | None = None):
 
 
 def start_network(start: str, seed: int, task1_checkpoint) -> torch.nn.Module:
-    if start == "scratch":
-        return build_model(MODEL, seed=seed)
-    task1_model, _ = load_model(task1_checkpoint)
-    network, _ = with_new_head(task1_model, num_classes=10, seed=seed)
-    return network
+    """"scratch", or "pretrained": the Task 1 network under a new 10-class head."""
+    return task2_start_network("scratch" if start == "scratch" else "task1", None, seed, task1_checkpoint)
 
 
 def run_training(network, train_set: LabelledImages, test: LabelledImages, config: TrainConfig, loss_function=None,
@@ -130,8 +124,8 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
     # 1. Naive: folders as labels.
     naive, naive_models = {}, {}
     for start in starts:
-        config = _recipe(NAIVE, epochs=settings["naive_epochs"], evaluate_every_steps=every, seed=0)
-        result, metrics = run_training(start_network(start, 0, task1_checkpoint), train_set, test, config,
+        config = replace(NAIVE, epochs=settings["naive_epochs"], evaluate_every_steps=every, seed=NAIVE_SEED)
+        result, metrics = run_training(start_network(start, NAIVE_SEED, task1_checkpoint), train_set, test, config,
                                        progress=progress, description=f"naive, {start}")
         test_logits = predict_logits(result.model, test.images).cpu()
         metrics["mnist_test_accuracy_of_least_likely_folder"] = analysis.accuracy(least_likely_folder(test_logits), test.labels)
@@ -151,7 +145,7 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
     loss = forward_corrected_loss(transition)
     for seed in range(settings["seeds"]):
         for start in starts:
-            config = _recipe(CORRECTED, epochs=settings["corrected_epochs"], evaluate_every_steps=every, seed=seed)
+            config = replace(CORRECTED, epochs=settings["corrected_epochs"], evaluate_every_steps=every, seed=seed)
             first, metrics = run_training(start_network(start, seed, task1_checkpoint), train_set, test, config, loss,
                                           progress, f"corrected, {start}, seed {seed}")
             validation_logits = predict_logits(first.model, validation.images).cpu()
@@ -166,7 +160,7 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
             keep, pseudo_labels, _ = confident_pseudo_labels(predict_logits(first.model, train_set.images).cpu(),
                                                              train_set.labels, PSEUDO_LABEL_SHARE)
             pseudo = LabelledImages(train_set.images[keep], pseudo_labels[keep])
-            config = _recipe(PSEUDO_LABELLED, epochs=settings["pseudo_epochs"], evaluate_every_steps=every, seed=seed)
+            config = replace(PSEUDO_LABELLED, epochs=settings["pseudo_epochs"], evaluate_every_steps=every, seed=seed)
             second, metrics = run_training(start_network(start, seed, task1_checkpoint), pseudo, test, config,
                                            progress=progress, description=f"two-stage, {start}, seed {seed}")
             validation_logits = predict_logits(second.model, validation.images).cpu()
@@ -238,34 +232,3 @@ def headline_rows(results: dict, budget: str) -> list[dict]:
                  "value": f"{results['folder_is_digit_probability']:.4f} / {results['refined_folder_is_digit_probability']:.4f}",
                  "command": command, "machine": results["device"]})
     return rows
-
-
-def run_headline(budget: str, seed: int = 0, progress: bool | None = None) -> dict:
-    """`python -m src train task3`: naive -> T estimate -> corrected -> two-stage, from scratch."""
-    settings = BUDGETS[budget]
-    noisy = load_mnisttask3(allow_standin=standin_allowed(budget))
-    train_set, validation, _, _ = split_mnisttask3(noisy, settings["train_images"])
-    test_images, test_labels, _ = load_mnist("test")
-    test = stratified_subset(LabelledImages(test_images, test_labels), settings["test_images"])
-    every = settings["evaluate_every_steps"]
-    naive, naive_metrics = run_training(build_model(MODEL, seed=seed), train_set, test,
-                                        _recipe(NAIVE, epochs=settings["naive_epochs"], evaluate_every_steps=every, seed=seed),
-                                        progress=progress, description="naive")
-    transition, _ = estimate_transition_from(naive.model, validation)
-    loss = forward_corrected_loss(transition)
-    first, corrected_metrics = run_training(build_model(MODEL, seed=seed), train_set, test,
-                                            _recipe(CORRECTED, epochs=settings["corrected_epochs"], evaluate_every_steps=every, seed=seed),
-                                            loss, progress, "corrected")
-    refined = estimate_transition_matrix(predict_logits(first.model, validation.images).argmax(1).cpu(), validation.labels)
-    keep, pseudo_labels, _ = confident_pseudo_labels(predict_logits(first.model, train_set.images).cpu(), train_set.labels,
-                                                     PSEUDO_LABEL_SHARE)
-    _, two_stage_metrics = run_training(build_model(MODEL, seed=seed), LabelledImages(train_set.images[keep], pseudo_labels[keep]),
-                                        test, _recipe(PSEUDO_LABELLED, epochs=settings["pseudo_epochs"], evaluate_every_steps=every, seed=seed),
-                                        progress=progress, description="two-stage")
-    return {"budget": budget, "seed": seed, "data": noisy.source.describe(),
-            "naive_mnist_test_accuracy": naive_metrics["mnist_test_accuracy"],
-            "estimated_folder_is_digit_probability": folder_is_digit_probability(transition, validation.labels),
-            "re_estimated_folder_is_digit_probability": folder_is_digit_probability(refined, validation.labels),
-            "corrected_mnist_test_accuracy": corrected_metrics["mnist_test_accuracy"],
-            "mnist_test_accuracy": two_stage_metrics["mnist_test_accuracy"],
-            "pseudo_labelled_share": float(keep.float().mean())}

@@ -27,9 +27,28 @@ with warnings.catch_warnings():  # a kernel without ipywidgets: tqdm.auto falls 
     from tqdm.auto import tqdm
 
 from .augment import AugmentConfig, augment_batch
-from .checkpoints import CheckpointError, check_writable, device_name, read_checkpoint, save_checkpoint
-from .data import LabelledImages
-from .runs import progress_enabled
+from .checkpoints import CheckpointError, check_writable, read_checkpoint, save_checkpoint
+from .runs import default_device, device_name, progress_enabled, training_precision
+
+
+@dataclass
+class LabelledImages:
+    """What the training loop consumes: images, labels and optional side information."""
+    images: torch.Tensor                 # [N, 1, H, W] float in [0, 1]
+    labels: torch.Tensor                 # [N] int64
+    geometry: torch.Tensor | None = None # [N, G] or None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> "LabelledImages":
+        return LabelledImages(self.images.to(device), self.labels.to(device),
+                              None if self.geometry is None else self.geometry.to(device))
+
+    def subset(self, index) -> "LabelledImages":
+        index = torch.as_tensor(index, dtype=torch.long, device=self.labels.device)
+        return LabelledImages(self.images[index], self.labels[index],
+                              None if self.geometry is None else self.geometry[index])
 
 
 @dataclass(frozen=True)
@@ -64,10 +83,6 @@ class TrainResult:
     precision: str = "float32"
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def cross_entropy(label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
@@ -75,18 +90,6 @@ def cross_entropy(label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch
 
 
 PRECISIONS = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": None}
-
-
-def training_precision(device: torch.device | str) -> str:
-    """"bfloat16" where the GPU has bf16 tensor cores (Ampere and newer, compute capability >= 8.0),
-    "float16" on older GPUs (T4, P100: bf16 there is emulated or missing), "float32" on the CPU."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return "float32"
-    major, _ = torch.cuda.get_device_capability(device)
-    if major >= 8 and torch.cuda.is_bf16_supported():
-        return "bfloat16"
-    return "float16"
 
 
 def _autocast(device: torch.device, precision: str):

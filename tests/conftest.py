@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from tests.generated import idx_bytes, trainpart1_entries, write_zip
+from tests.generated import bar_digits, idx_bytes, trainpart1_entries, write_zip
 
 
 @pytest.fixture(autouse=True)
@@ -42,19 +41,14 @@ def tiny_mnist(tmp_path, monkeypatch):
     checksums patched to match, so every MNIST route runs offline."""
     import hashlib
 
-    import src.data as data
-    generator = np.random.default_rng(0)
+    import src.mnist as mnist
     files = {}
     for prefix, count in (("train", 200), ("t10k", 100)):
-        labels = np.arange(count) % 10
-        images = np.zeros((count, 28, 28), dtype=np.uint8)
-        for index, label in enumerate(labels):  # a bright bar whose position encodes the digit
-            images[index, 4 + 2 * label: 6 + 2 * label, 6:22] = 255
-            images[index] += generator.integers(0, 20, size=(28, 28), dtype=np.uint8)
-        files[f"{prefix}-images-idx3-ubyte"] = idx_bytes(images)
-        files[f"{prefix}-labels-idx1-ubyte"] = idx_bytes(labels)
-    monkeypatch.setattr(data, "MNIST_MD5", {name: hashlib.md5(payload).hexdigest() for name, payload in files.items()})
-    raw = data.mnist_raw_dir()
+        images, labels = bar_digits(count, seed=0 if prefix == "train" else 1)
+        files[f"{prefix}-images-idx3-ubyte"] = idx_bytes((images[:, 0] * 255).round().numpy())
+        files[f"{prefix}-labels-idx1-ubyte"] = idx_bytes(labels.numpy())
+    monkeypatch.setattr(mnist, "MNIST_MD5", {name: hashlib.md5(payload).hexdigest() for name, payload in files.items()})
+    raw = mnist.mnist_raw_dir()
     raw.mkdir(parents=True, exist_ok=True)
     for name, payload in files.items():
         (raw / name).write_bytes(payload)

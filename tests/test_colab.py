@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src import data, train
+from src import datasets, sources, train
 from src.checkpoints import print_and_offer, read_checkpoint, save_checkpoint
 from src.files import DataError
 from src.model import ModelConfig, build_model
@@ -85,8 +85,8 @@ def test_setup_cell_does_nothing_outside_colab(tmp_path):
 # ----------------------------------------------------------------------------- real data or a clear stop
 
 @pytest.mark.parametrize("finder, variable, file_name", [
-    (data.find_trainpart1, "PLAYMNIST_TRAINPART1", "trainPart1.zip"),
-    (data.find_mnisttask3, "PLAYMNIST_MNISTTASK3", "mnistTask3.zip")])
+    (datasets.find_trainpart1, "PLAYMNIST_TRAINPART1", "trainPart1.zip"),
+    (datasets.find_mnisttask3, "PLAYMNIST_MNISTTASK3", "mnistTask3.zip")])
 def test_full_budget_refuses_a_stand_in_and_says_what_to_do(monkeypatch, finder, variable, file_name):
     monkeypatch.delenv("PLAYMNIST_ALLOW_STANDIN")
     monkeypatch.setenv("PLAYMNIST_BUDGET", "full")
@@ -94,7 +94,7 @@ def test_full_budget_refuses_a_stand_in_and_says_what_to_do(monkeypatch, finder,
         finder()
     message = str(refused.value)
     assert variable in message and file_name in message and "PLAYMNIST_ALLOW_STANDIN=1" in message
-    assert not (data.data_dir() / file_name.replace(".zip", "-standin.zip")).exists()  # nothing built
+    assert not (sources.data_dir() / file_name.replace(".zip", "-standin.zip")).exists()  # nothing built
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
     with pytest.raises(DataError, match=r"files\.upload\(\).*drive\.mount"):
         finder()
@@ -102,12 +102,12 @@ def test_full_budget_refuses_a_stand_in_and_says_what_to_do(monkeypatch, finder,
 
 def test_quick_budget_and_the_opt_in_allow_a_stand_in(monkeypatch):
     monkeypatch.delenv("PLAYMNIST_ALLOW_STANDIN")
-    monkeypatch.setattr(data, "write_mnisttask3_standin", lambda target, seed=0: target.write_bytes(b"stand-in"))
+    monkeypatch.setattr(datasets, "_build_mnisttask3_standin", lambda target: target.write_bytes(b"stand-in"))
     monkeypatch.setenv("PLAYMNIST_BUDGET", "quick")
-    assert data.find_mnisttask3()[2] == "stand-in"
+    assert datasets.find_mnisttask3()[2] == "stand-in"
     monkeypatch.setenv("PLAYMNIST_BUDGET", "full")
     monkeypatch.setenv("PLAYMNIST_ALLOW_STANDIN", "1")
-    assert data.find_mnisttask3()[2] == "stand-in"
+    assert datasets.find_mnisttask3()[2] == "stand-in"
 
 
 def test_a_stand_in_network_never_replaces_a_real_one(tmp_path):
@@ -138,7 +138,7 @@ def test_precision_follows_the_gpu_capability(monkeypatch, capability, bf16_supp
 
 
 def test_precision_is_stored_in_the_checkpoint(tmp_path):
-    digits = data.LabelledImages(torch.rand(32, 1, 28, 28), torch.arange(32) % 10)
+    digits = train.LabelledImages(torch.rand(32, 1, 28, 28), torch.arange(32) % 10)
     result = train.train(build_model(ModelConfig(num_classes=10), seed=0), digits,
                          train.TrainConfig(epochs=1, batch_size=16), device="cpu", progress=False)
     path = train.finished_checkpoint(tmp_path / "digits.pt", result, {"task": "test"})

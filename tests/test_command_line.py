@@ -7,7 +7,7 @@ import pytest
 
 from src.__main__ import main
 from src.checkpoints import save_checkpoint
-from src.data import CLASS_CHARACTERS
+from src.classes import CLASS_CHARACTERS
 from src.model import ModelConfig, build_model
 from tests.generated import trainpart1_entries, write_folder, write_zip
 

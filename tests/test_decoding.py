@@ -8,7 +8,7 @@ import torch
 
 from src.__main__ import main
 from src.checkpoints import save_checkpoint
-from src.data import CLASS_CHARACTERS
+from src.classes import CLASS_CHARACTERS
 from src.decoding import check_writer_groups, writer_consistent_predictions
 from src.files import DataError
 from src.model import ModelConfig, build_model
@@ -89,8 +89,8 @@ def test_evaluate_decode_writer_refuses_a_set_that_breaks_the_assumption(tmp_pat
 def test_cross_validation_reports_writer_decoding_beside_per_image_accuracy(tmp_path):
     from dataclasses import replace
 
-    from src import data, task1
-    characters = data.read_trainpart1(write_zip(tmp_path / "five.zip", trainpart1_entries(writers=range(1, 6))))
+    from src import datasets, task1
+    characters = datasets.read_trainpart1(write_zip(tmp_path / "five.zip", trainpart1_entries(writers=range(1, 6))))
     recipe = task1.recipe_for("quick")
     recipe = replace(recipe, test_time_views=0, training=replace(recipe.training, epochs=1))
     cv = task1.cross_validate(recipe, characters, folds_run=2, progress=False)

@@ -1,6 +1,5 @@
 """The network, the training loop and checkpoints: behaviour that results depend on."""
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -12,20 +11,15 @@ import torch
 from src.augment import NO_AUGMENTATION, AugmentConfig, augment_batch
 from src.checkpoints import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from src.model import ModelConfig, build_model, layer_table, parameter_count, with_new_head
-from src.data import LabelledImages
+from src.train import LabelledImages
+from tests.generated import bar_digits as generated_bar_digits
 from src.train import TrainConfig, evaluate, finished_checkpoint, train
 
 SMALL = ModelConfig(num_classes=10, widths=(8, 16, 16))
 
 
 def bar_digits(count=256, seed=0) -> LabelledImages:
-    """A learnable toy problem: a bright bar whose row encodes the label, plus noise."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.arange(count) % 10
-    images = torch.rand(count, 1, 28, 28, generator=generator) * 0.2
-    for index, label in enumerate(labels.tolist()):
-        images[index, 0, 4 + 2 * label: 6 + 2 * label, 6:22] = 1.0
-    return LabelledImages(images, labels)
+    return LabelledImages(*generated_bar_digits(count, seed))
 
 
 def quick_config(**changes) -> TrainConfig:

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.data import LabelledImages
+from src.train import LabelledImages
+from tests.generated import bar_digits
 from src.model import ModelConfig, build_model
 from src.noisy_labels import (complementary_loss, confident_pseudo_labels, estimate_transition_matrix,
                               forward_corrected_loss, least_likely_folder)
@@ -65,18 +66,8 @@ def test_pseudo_labels_keep_the_confident_share_and_never_the_folder():
     assert 0 < threshold < 1
 
 
-def bars(count: int, seed: int):
-    """Images whose class is the row of a bright bar, with noise: easy when labels are clean."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 10, (count,), generator=generator)
-    images = torch.rand(count, 1, 28, 28, generator=generator) * 0.2
-    for index, label in enumerate(labels.tolist()):
-        images[index, 0, 4 + 2 * label: 6 + 2 * label, 6:22] = 1.0
-    return images, labels
-
-
 def test_a_network_learns_the_true_classes_from_complementary_labels_only():
-    images, truth = bars(3000, seed=0)
+    images, truth = bar_digits(3000, seed=0)
     generator = torch.Generator().manual_seed(1)
     folders = (truth + torch.randint(1, 10, truth.shape, generator=generator)) % 10  # never the true class
     assert not (folders == truth).any()
@@ -84,6 +75,6 @@ def test_a_network_learns_the_true_classes_from_complementary_labels_only():
     model = build_model(ModelConfig(10, widths=(8, 16, 16)), seed=0)
     result = train(model, LabelledImages(images, folders), config, loss_function=forward_corrected_loss(COMPLEMENTARY),
                    progress=False, device="cpu")
-    test_images, test_truth = bars(500, seed=2)
+    test_images, test_truth = bar_digits(500, seed=2)
     accuracy = (predict_logits(result.model, test_images).argmax(1).cpu() == test_truth).float().mean().item()
     assert accuracy > 0.9  # chance is 0.1; ordinary cross-entropy on the folders would score ~0

@@ -4,12 +4,11 @@ Executed into a temporary copy, so the committed full-budget outputs are never t
 quick budget writes its checkpoints and results under checkpoints/quick and results/quick.
 """
 import os
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from src.notebooks import PROJECT_ROOT, execute_notebook
+from tools.run_notebook import PROJECT_ROOT, execute_notebook
 
 NOTEBOOKS = ["task1.ipynb", "task2.ipynb", "task3.ipynb"]
 

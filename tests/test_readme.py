@@ -1,7 +1,7 @@
 """The README states only what the committed results say, and CI runs the README's test command."""
 import re
 
-from src.readme import updated_readme
+from tools.readme_tables import updated_readme
 from src.runs import PROJECT_ROOT
 
 
@@ -9,7 +9,7 @@ def test_results_table_is_what_the_committed_results_produce(monkeypatch):
     monkeypatch.delenv("PLAYMNIST_RESULTS_DIR")  # the committed results/ and checkpoints/, not the test's temporary folders
     monkeypatch.delenv("PLAYMNIST_CHECKPOINT_DIR")
     text = (PROJECT_ROOT / "README.md").read_text()
-    assert updated_readme(text) == text, "README is stale: run `python -m src report`"
+    assert updated_readme(text) == text, "README is stale: run `python -m tools.readme_tables`"
 
 
 def test_quick_start_has_two_commands_and_ci_runs_the_test_command():
@@ -35,3 +35,4 @@ def test_every_test_the_robustness_table_names_exists():
         for name in names:
             pattern = re.compile(name.replace("*", ".*") + "$")
             assert any(pattern.match(d) for d in defined), f"README names {file}::{name}, which does not exist"
+

@@ -56,7 +56,7 @@ run_notebook() {  # name, note
     local left=$((deadline - SECONDS))
     [ $left -gt 30 ] || { say "$1: skipped, deadline reached"; return 1; }
     say "$1: start (budget $budget, ${left}s left)"
-    timeout "$left" "$python" -m src.notebooks "$1.ipynb" --note "$2" > "$out/$1.log" 2>&1
+    timeout "$left" "$python" -m tools.run_notebook "$1.ipynb" --note "$2" > "$out/$1.log" 2>&1
     local status=$?
     say "$1: exit $status"; tail -n 3 "$out/$1.log"
     return $status

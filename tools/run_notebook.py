@@ -1,11 +1,11 @@
-"""Execute a notebook top to bottom, headless, the way `make reproduce` and the tests do.
+"""Repository tooling: execute a notebook top to bottom, headless, the way `make reproduce` and the tests do.
 
-`python -m src.notebooks task1.ipynb [OUTPUT]` runs every cell in a fresh kernel with the
+`python -m tools.run_notebook task1.ipynb [OUTPUT]` runs every cell in a fresh kernel with the
 repository root as working directory and writes the executed notebook in place (or to OUTPUT).
 What `jupyter nbconvert --execute --inplace` would not do, and this does: the budget comes from
 PLAYMNIST_BUDGET, progress bars are switched off (PLAYMNIST_PROGRESS=0) so committed outputs stay
 small, and the wall time is recorded per machine in `results/runtimes.json`, from which
-`python -m src report` writes the run-time tables of README and of each notebook's first cell.
+`python -m tools.readme_tables` writes the run-time tables of README and of each notebook's first cell.
 A cell error stops the run and is raised, with the cell's traceback.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from .runs import PROJECT_ROOT, current_budget, load_results, results_dir, save_results
+from src.runs import PROJECT_ROOT, current_budget, load_results, results_dir, save_results
 
 
 def execute_notebook(path: str | Path, output: str | Path | None = None, timeout_seconds: int | None = None,
@@ -24,9 +24,9 @@ def execute_notebook(path: str | Path, output: str | Path | None = None, timeout
     import nbformat
     from nbclient import NotebookClient
 
-    from .checkpoints import device_name
-    from .files import atomic_write_bytes
-    from .train import default_device
+    from src.runs import device_name
+    from src.files import atomic_write_bytes
+    from src.runs import default_device
 
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
@@ -62,13 +62,13 @@ def record_runtime(notebook: str, budget: str, machine: str, seconds: float, not
         runtimes = load_results("runtimes", budget) or {"rows": []}
         rows = [row for row in runtimes["rows"] if (row["notebook"], row["machine"]) != (notebook, machine)]
         rows.append({"notebook": notebook, "machine": machine, "seconds": round(seconds, 1), "budget": budget,
-                     "command": f"PLAYMNIST_BUDGET={budget} python -m src.notebooks {notebook}.ipynb",
+                     "command": f"PLAYMNIST_BUDGET={budget} python -m tools.run_notebook {notebook}.ipynb",
                      "date": time.strftime("%Y-%m-%d"), **({"note": note} if note else {})})
         save_results("runtimes", budget, {"rows": sorted(rows, key=lambda row: (row["notebook"], row["machine"]))})
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m src.notebooks", description="execute a notebook headless")
+    parser = argparse.ArgumentParser(prog="python -m tools.run_notebook", description="execute a notebook headless")
     parser.add_argument("notebook")
     parser.add_argument("output", nargs="?", help="default: the notebook itself, in place")
     parser.add_argument("--note", default="", help="a remark stored with the measured run time")

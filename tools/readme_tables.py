@@ -1,7 +1,7 @@
-"""Keep README's results and checkpoint tables equal to what the runs produced.
+"""Repository tooling: keep README's results and checkpoint tables equal to what the runs produced.
 
 Each task writes `results/<task>.json` with a `headline` list of rows (what, value, command,
-machine), and each checkpoint carries its metrics in its metadata. `python -m src report`
+machine), and each checkpoint carries its metrics in its metadata. `python -m tools.readme_tables`
 rewrites those tables and the benchmark's section between the README's markers from those files, so no number in them is
 typed by hand; a test checks the README is up to date.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .runs import PROJECT_ROOT, checkpoint_dir, load_results
+from src.runs import PROJECT_ROOT, checkpoint_dir, load_results
 
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 CHECKPOINT_MARKERS = ("<!-- checkpoints:start -->", "<!-- checkpoints:end -->")
@@ -34,7 +34,7 @@ def results_table() -> str:
 
 def runtimes_table(notebook: str | None = None) -> str:
     """Measured wall time of each notebook at the full budget, per machine (`results/runtimes.json`,
-    written by `src.notebooks` after each headless execution)."""
+    written by `tools.run_notebook` after each headless execution)."""
     runtimes = load_results("runtimes", "full") or {"rows": []}
     rows = [row for row in runtimes["rows"] if notebook in (None, row["notebook"])]
     if not rows:
@@ -64,7 +64,7 @@ def update_notebook_runtimes() -> list[str]:
 
 
 def checkpoints_table() -> str:
-    from .checkpoints import CHECKPOINT_DESCRIPTIONS, describe_checkpoints
+    from src.checkpoints import CHECKPOINT_DESCRIPTIONS, describe_checkpoints
     rows = describe_checkpoints([checkpoint_dir("full") / name for name in CHECKPOINT_DESCRIPTIONS])
     lines = ["| file | what it is | metrics stored in it | data | trained on | size |", "|---|---|---|---|---|---|"]
     lines += [f"| `{r['file']}` | {r['what']} | {r['metrics']} | {r['data']} | {r['device']} ({r['precision']}) | {r['size']} |"
@@ -78,7 +78,7 @@ def performance_section() -> str:
     """Every row of `results/bench.json` (not only the headline ones) and the notes that qualify them."""
     bench = load_results("bench", "full")
     if not bench:
-        return "No benchmark run yet: `make bench` writes `results/bench.json`, then `python -m src report`."
+        return "No benchmark run yet: `make bench` writes `results/bench.json`, then `python -m tools.readme_tables`."
     lines = [f"Measured with `{bench['command']}` on {bench['machine']['summary']} (torch {bench['machine']['torch']}).", "",
              "| what | value |", "|---|---|"]
     lines += [f"| {row['what']} | {row['value']} |" for row in bench["rows"]]
@@ -108,3 +108,10 @@ def update_readme(path: Path = PROJECT_ROOT / "README.md") -> bool:
     if new != text:
         path.write_text(new)
     return new != text
+
+
+if __name__ == "__main__":
+    changed = update_readme()
+    notebooks = update_notebook_runtimes()
+    print("README tables " + ("updated" if changed else "already up to date") +
+          (f"; run times rewritten in {', '.join(notebooks)}" if notebooks else ""))

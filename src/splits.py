@@ -1,0 +1,45 @@
+"""How a dataset is divided: validation held out by class, subsets, and writer-grouped folds.
+
+Every split is seeded and stratified, so the same call gives the same indices on every machine and
+small subsets keep the classes in their original proportions.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def stratified_split(labels: torch.Tensor, validation_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train/validation indices with each class split in the same proportion."""
+    generator = torch.Generator().manual_seed(seed)
+    train, validation = [], []
+    for label in torch.unique(labels):
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        count = round(len(members) * validation_fraction)
+        validation.append(members[:count])
+        train.append(members[count:])
+    return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(validation)).values
+
+
+def stratified_subset(data, count: int | None, seed: int = 0):
+    """`count` images of `data` (anything with `.labels` and `.subset`) with the classes in their
+    original proportions (all of them if None)."""
+    if count is None or count >= len(data):
+        return data
+    keep, _ = stratified_split(data.labels, 1 - count / len(data), seed)
+    return data.subset(keep)
+
+
+def grouped_kfold(groups: torch.Tensor, folds: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """k folds where every group (writer) sits wholly in one validation fold, so validation
+    writers are unseen in training; groups are dealt round-robin after a seeded shuffle."""
+    unique = torch.unique(groups)
+    if len(unique) < folds:
+        raise ValueError(f"{len(unique)} groups cannot fill {folds} folds")
+    generator = torch.Generator().manual_seed(seed)
+    shuffled = unique[torch.randperm(len(unique), generator=generator)]
+    result = []
+    for fold in range(folds):
+        is_validation = torch.isin(groups, shuffled[fold::folds])
+        result.append((torch.nonzero(~is_validation).flatten(), torch.nonzero(is_validation).flatten()))
+    return result
