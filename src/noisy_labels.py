@@ -66,3 +66,14 @@ def confident_pseudo_labels(logits: torch.Tensor, folder_labels: torch.Tensor, k
     threshold = float(torch.quantile(confidence[disagrees], 1 - keep_share)) if disagrees.any() else 1.0
     keep = disagrees & (confidence >= threshold)
     return keep, labels, threshold
+
+
+def bootstrap_transition_matrix(inferred_digits: torch.Tensor, folder_labels: torch.Tensor, samples: int = 200,
+                                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """95 % percentile bands of every entry of `estimate_transition_matrix`, resampling the images
+    with replacement: how much of an estimate is the sample it was made from."""
+    generator = torch.Generator().manual_seed(seed)
+    count = len(folder_labels)
+    estimates = torch.stack([estimate_transition_matrix(inferred_digits[resample], folder_labels[resample])
+                             for resample in torch.randint(0, count, (samples, count), generator=generator)])
+    return torch.quantile(estimates, 0.025, dim=0), torch.quantile(estimates, 0.975, dim=0)

@@ -25,7 +25,7 @@ from .classes import DIGIT_CHARACTERS
 from .datasets import NoisyDigits, load_mnisttask3
 from .mnist import load_mnist
 from .task2 import MNIST_RECIPE, start_network as task2_start_network
-from .noisy_labels import (complementary_loss, confident_pseudo_labels, estimate_transition_matrix, forward_corrected_loss,
+from .noisy_labels import (bootstrap_transition_matrix, complementary_loss, confident_pseudo_labels, estimate_transition_matrix, forward_corrected_loss,
                            least_likely_folder)
 from .runs import checkpoint_dir, save_results, standin_allowed
 from .splits import stratified_split, stratified_subset
@@ -106,6 +106,36 @@ def estimate_transition_from(naive_model, validation: LabelledImages) -> tuple[t
     return estimate_transition_matrix(inferred, validation.labels), inferred
 
 
+def image_statistics(images: torch.Tensor) -> dict:
+    """What a JPEG round trip leaves on an MNIST digit: a histogram of pixel values (32 bins) and the
+    share of background pixels (value < 32 of 255) that are not exactly 0, as MNIST's are."""
+    pixels = (images * 255).round()
+    background = pixels[pixels < 32]
+    return {"histogram": torch.histc(pixels, bins=32, min=0, max=256).div(pixels.numel()).tolist(),
+            "background_not_zero_share": float((background > 0).float().mean()),
+            "mean_intensity": float(images.mean())}
+
+
+def folder_is_digit_images(model, noisy: NoisyDigits) -> dict:
+    """Images whose folder *is* their digit according to `model` (a network trained without clean
+    labels): how many, which (file numbers, for a grid), and how they spread over the digits."""
+    predicted = predict_logits(model, noisy.images).argmax(1).cpu()
+    agrees = predicted == noisy.folder_labels
+    return {"count": int(agrees.sum()), "share": float(agrees.float().mean()),
+            "per_digit": torch.bincount(noisy.folder_labels[agrees], minlength=10).tolist(),
+            "indices": torch.nonzero(agrees).flatten()[:200].tolist()}  # enough for a grid
+
+
+def audit_transition_matrix(noisy: NoisyDigits) -> torch.Tensor:
+    """The archive's true T[digit, folder], from the MNIST training labels its file numbers name.
+
+    An audit, run by the notebook after every network is trained and chosen: these labels answer the
+    question by looking it up, so nothing in `run_experiment` may use them (tested)."""
+    _, labels, _ = load_mnist("train")
+    known = (noisy.file_indices >= 0) & (noisy.file_indices < len(labels))
+    return estimate_transition_matrix(labels[noisy.file_indices[known]], noisy.folder_labels[known])
+
+
 def folder_is_digit_probability(transition: torch.Tensor, folder_labels: torch.Tensor) -> float:
     """P(folder = digit), weighting each digit's diagonal entry by how common it is."""
     shares = torch.bincount(folder_labels, minlength=10).float()
@@ -144,21 +174,30 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
                             {**metadata, "method": "naive", "start": start,
                              "metrics": {"mnist_test_accuracy": metrics["mnist_test_accuracy"]}})
 
-    # 2. The transition matrix, from the naive scratch network on held-out images.
+    # 2. The transition matrix, from the naive scratch network on held-out images, with its uncertainty.
     transition, inferred = estimate_transition_from(naive_models["scratch"], validation)
+    transition_low, transition_high = bootstrap_transition_matrix(inferred, validation.labels)
 
     # 3. Complementary, corrected, then 4. two-stage, for every start and seed.
     complementary = {start: [] for start in starts}
     corrected = {start: [] for start in starts}
     two_stage = {start: [] for start in starts}
     best = {}
+    reader = (float("inf"), None, "")  # the network that reads the archive best: lowest held-out complementary loss
+
+    def held_out_complementary_loss(model) -> float:  # needs no T and no clean label
+        return float(complementary_loss(predict_logits(model, validation.images).cpu(), validation.labels))
+
     loss = forward_corrected_loss(transition)
     for seed in range(settings["seeds"]):
         for start in starts:
             config = replace(COMPLEMENTARY, epochs=settings["complementary_epochs"], evaluate_every_steps=every, seed=seed)
-            _, metrics = run_training(start_network(start, seed, task1_checkpoint), train_set, test, config,
-                                      complementary_loss, progress, f"complementary, {start}, seed {seed}")
+            plain, metrics = run_training(start_network(start, seed, task1_checkpoint), train_set, test, config,
+                                          complementary_loss, progress, f"complementary, {start}, seed {seed}")
+            metrics["validation_complementary_loss"] = held_out_complementary_loss(plain.model)
             complementary[start].append({"seed": seed, **metrics})
+            reader = min(reader, (metrics["validation_complementary_loss"], plain.model, f"complementary, {start}, seed {seed}"),
+                         key=lambda candidate: candidate[0])
 
             config = replace(CORRECTED, epochs=settings["corrected_epochs"], evaluate_every_steps=every, seed=seed)
             first, metrics = run_training(start_network(start, seed, task1_checkpoint), train_set, test, config, loss,
@@ -181,7 +220,10 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
             validation_logits = predict_logits(second.model, validation.images).cpu()
             metrics["validation_corrected_loss"] = float(loss(validation_logits, validation.labels))
             metrics["pseudo_labelled_share"] = float(keep.float().mean())
+            metrics["validation_complementary_loss"] = held_out_complementary_loss(second.model)
             two_stage[start].append({"seed": seed, **metrics})
+            reader = min(reader, (metrics["validation_complementary_loss"], second.model, f"two-stage, {start}, seed {seed}"),
+                         key=lambda candidate: candidate[0])
             # The saved model per start: lowest corrected loss on held-out folders (never the test set).
             if start not in best or metrics["validation_corrected_loss"] < best[start][0]:
                 best[start] = (metrics["validation_corrected_loss"], second, seed, metrics["mnist_test_accuracy"])
@@ -195,7 +237,10 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
         "budget": budget, "data": [noisy.source.describe(), mnist_source.describe()],
         "is_standin": noisy.source.is_standin, "device": first.device,
         "folder_counts": torch.bincount(noisy.folder_labels, minlength=10).tolist(),
+        "image_statistics": {"mnistTask3": image_statistics(noisy.images), "MNIST test": image_statistics(test_images)},
+        "folder_is_digit_images": {**folder_is_digit_images(reader[1], noisy), "network": reader[2]},
         "naive": naive, "transition_matrix": transition.tolist(),
+        "transition_matrix_ci95": [transition_low.tolist(), transition_high.tolist()],
         "folder_is_digit_probability": folder_is_digit_probability(transition, validation.labels),
         "refined_transition_matrix": refined_transition.tolist(),
         "refined_folder_is_digit_probability": folder_is_digit_probability(refined_transition, validation.labels),

@@ -1,16 +1,18 @@
 """Task 3's tools: losses on known inputs, the transition-matrix estimate, pseudo-labels, and a
 network that learns the true classes from complementary labels alone."""
+import io
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from src.train import LabelledImages
 from tests.generated import bar_digits
 from src.model import ModelConfig, build_model
-from src.noisy_labels import (complementary_loss, confident_pseudo_labels, estimate_transition_matrix,
-                              forward_corrected_loss, least_likely_folder)
+from src.noisy_labels import (bootstrap_transition_matrix, complementary_loss, confident_pseudo_labels,
+                              estimate_transition_matrix, forward_corrected_loss, least_likely_folder)
 from src.train import TrainConfig, predict_logits, train
 from src.augment import NO_AUGMENTATION
 
@@ -78,3 +80,43 @@ def test_a_network_learns_the_true_classes_from_complementary_labels_only():
     test_images, test_truth = bar_digits(500, seed=2)
     accuracy = (predict_logits(result.model, test_images).argmax(1).cpu() == test_truth).float().mean().item()
     assert accuracy > 0.9  # chance is 0.1; ordinary cross-entropy on the folders would score ~0
+
+
+def test_bootstrap_bands_contain_the_estimate_and_narrow_with_more_images():
+    generator = torch.Generator().manual_seed(0)
+    widths = []
+    for count in (200, 5000):
+        digits = torch.randint(0, 10, (count,), generator=generator)
+        folders = (digits + torch.randint(1, 10, (count,), generator=generator)) % 10
+        estimate = estimate_transition_matrix(digits, folders)
+        low, high = bootstrap_transition_matrix(digits, folders, samples=100)
+        assert bool((low <= estimate + 1e-6).all() and (estimate <= high + 1e-6).all())
+        widths.append(float((high - low).mean()))
+    assert widths[1] < widths[0] / 3  # 25x the images: bands about 5x narrower
+
+
+def test_task3_never_reads_the_mnist_training_labels(tmp_path, tiny_mnist, monkeypatch):
+    """The archive's file numbers name MNIST training images; their labels would answer Task 3 by
+    looking it up. The whole experiment must run with them out of reach."""
+    import src.task3 as task3
+    from src.mnist import load_mnist
+    from tests.generated import bar_digits, write_zip
+    images, digits = bar_digits(300, seed=3)
+    folders = (digits + 1 + torch.arange(300) % 9) % 10  # never the digit
+    entries = []
+    for index in range(300):
+        buffer = io.BytesIO()
+        Image.fromarray((images[index, 0] * 255).round().byte().numpy()).save(buffer, format="JPEG", quality=90)
+        entries.append((f"mnistTask/{int(folders[index])}/image_{index:06d}.jpg", buffer.getvalue()))
+    monkeypatch.setenv("PLAYMNIST_MNISTTASK3", str(write_zip(tmp_path / "mnistTask3.zip", entries)))
+
+    def test_split_only(split="train", *arguments, **keyword_arguments):
+        if split != "test":
+            raise AssertionError("Task 3 read the MNIST training labels")
+        return load_mnist(split, *arguments, **keyword_arguments)
+    monkeypatch.setattr(task3, "load_mnist", test_split_only)
+    monkeypatch.setattr(task3, "BUDGETS", {"quick": {**task3.BUDGETS["quick"], "train_images": None}})
+    results = task3.run_experiment("quick", progress=False)
+    assert set(results["complementary"]) == {"scratch"}  # no Task 1 network in this temporary folder
+    with pytest.raises(AssertionError, match="training labels"):
+        task3.audit_transition_matrix(task3.load_mnisttask3())  # the audit does read them, by design
