@@ -106,6 +106,18 @@ def first_reaching(step_evaluations: list[dict], key: str, threshold: float) -> 
     return None
 
 
+def first_staying_at_or_above(step_evaluations: list[dict], key: str, threshold: float) -> dict | None:
+    """The first evaluation after which `key` stays >= threshold to the end of the run (step, epoch,
+    wall seconds), else None: a run that touches the threshold and falls back has not converged."""
+    reached = None
+    for row in step_evaluations:
+        if row[key] < threshold:
+            reached = None
+        elif reached is None:
+            reached = {"step": row["step"], "epoch": row["epoch"], "wall_seconds": row["wall_seconds"]}
+    return reached
+
+
 def value_at_step(step_evaluations: list[dict], key: str, step: int) -> float | None:
     """`key` at the last evaluation at or before `step`."""
     rows = [r for r in step_evaluations if r["step"] <= step]

@@ -59,3 +59,11 @@ def test_relative_weight_change():
     before = {"w": torch.ones(4), "bn.running_mean": torch.zeros(3)}
     after = {"w": torch.ones(4) * 1.5, "bn.running_mean": torch.ones(3)}
     assert analysis.relative_weight_change(before, after) == {"w": pytest.approx(0.5)}
+
+
+def test_convergence_means_staying_above_not_touching():
+    rows = [{"step": s, "epoch": s / 100, "wall_seconds": s / 10, "test_accuracy": a}
+            for s, a in ((10, 0.95), (20, 0.991), (30, 0.989), (40, 0.992), (50, 0.993))]
+    assert analysis.first_reaching(rows, "test_accuracy", 0.99)["step"] == 20  # the first touch
+    assert analysis.first_staying_at_or_above(rows, "test_accuracy", 0.99) == {"step": 40, "epoch": 0.4, "wall_seconds": 4.0}
+    assert analysis.first_staying_at_or_above(rows[:3], "test_accuracy", 0.99) is None  # fell back at the end
