@@ -6,6 +6,7 @@ paired test, never from a single run; the t distribution comes from scipy.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -164,8 +165,8 @@ def paired_t_test(first, second) -> dict:
                 "p_value": float("nan"), "n": n}
     if not differences.any():  # identical runs: no difference, and nothing to test
         return {"mean_difference": 0.0, "t": 0.0, "p_value": 1.0, "n": n, "ci95": [0.0, 0.0]}
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with warnings.catch_warnings():  # constant differences: t is +-inf, which scipy warns about
+        warnings.simplefilter("ignore", RuntimeWarning)
         test = stats.ttest_rel(first, second)
-    interval = summarise(differences)["ci95"] if differences.std() > 0 else [float(differences.mean())] * 2
     return {"mean_difference": float(differences.mean()), "t": float(test.statistic), "p_value": float(test.pvalue),
-            "n": n, "ci95": interval}
+            "n": n, "ci95": summarise(differences)["ci95"]}
