@@ -16,21 +16,16 @@ from .classes import CASE_AMBIGUOUS_GROUPS, CLASS_CHARACTERS
 
 # ----------------------------------------------------------------------------- accuracy views
 
-def merged_class_map(classes: str = CLASS_CHARACTERS, groups=CASE_AMBIGUOUS_GROUPS) -> torch.Tensor:
-    """For each class index, the index of its group's first member (itself if ungrouped)."""
-    mapping = torch.arange(len(classes))
-    for group in groups:
-        members = [classes.index(c) for c in group if c in classes]
-        mapping[members] = min(members)
-    return mapping
-
-
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predictions.cpu() == labels.cpu()).float().mean()) if len(labels) else float("nan")
 
 
 def case_merged_accuracy(predictions: torch.Tensor, labels: torch.Tensor, classes: str = CLASS_CHARACTERS) -> float:
-    mapping = merged_class_map(classes)
+    """Accuracy with each of CASE_AMBIGUOUS_GROUPS counted as one class (its first member's index)."""
+    mapping = torch.arange(len(classes))
+    for group in CASE_AMBIGUOUS_GROUPS:
+        members = [classes.index(c) for c in group if c in classes]
+        mapping[members] = min(members)
     return accuracy(mapping[predictions.cpu()], mapping[labels.cpu()])
 
 
@@ -48,27 +43,21 @@ def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
 
 def most_confused_pairs(confusion: torch.Tensor, classes: str, count: int = 10) -> list[tuple[str, str, int]]:
     """(true, predicted, how often) for the largest off-diagonal cells."""
-    off_diagonal = confusion.clone()
-    off_diagonal.fill_diagonal_(0)
-    values, flat = off_diagonal.flatten().topk(count)
+    values, flat = confusion.clone().fill_diagonal_(0).flatten().topk(count)
     size = confusion.shape[0]
     return [(classes[i // size], classes[i % size], int(v)) for v, i in zip(values.tolist(), flat.tolist()) if v > 0]
 
 
 def classification_report(logits: torch.Tensor, labels: torch.Tensor, classes: str) -> dict:
     """The evaluation summary the CLI prints and notebooks show (JSON-ready)."""
-    predictions = logits.argmax(1).cpu()
-    labels = labels.cpu()
+    predictions, labels = logits.argmax(1).cpu(), labels.cpu()
     confusion = confusion_matrix(predictions, labels, len(classes))
     recall = per_class_accuracy(confusion)
-    report = {
-        "accuracy": accuracy(predictions, labels),
-        "n": int(len(labels)),
-        "per_class": {c: (None if math.isnan(v) else round(v, 4)) for c, v in zip(classes, recall.tolist())},
-        "confusion": confusion.tolist(),
-        "absent_classes": "".join(c for c, v in zip(classes, recall.tolist()) if math.isnan(v)),
-        "expected_calibration_error": expected_calibration_error(torch.softmax(logits.float().cpu(), 1), labels),
-    }
+    report = {"accuracy": accuracy(predictions, labels), "n": int(len(labels)),
+              "per_class": {c: (None if math.isnan(v) else round(v, 4)) for c, v in zip(classes, recall.tolist())},
+              "confusion": confusion.tolist(),
+              "absent_classes": "".join(c for c, v in zip(classes, recall.tolist()) if math.isnan(v)),
+              "expected_calibration_error": expected_calibration_error(torch.softmax(logits.float().cpu(), 1), labels)}
     if len(classes) == len(CLASS_CHARACTERS):
         report["accuracy_case_merged"] = case_merged_accuracy(predictions, labels, classes)
     return report
@@ -93,18 +82,17 @@ def reliability_bins(probabilities: torch.Tensor, labels: torch.Tensor, bins: in
 def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
     """Bin-weighted mean |accuracy - confidence|."""
     rows = reliability_bins(probabilities, labels, bins)
-    total = sum(r["count"] for r in rows)
-    return sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / max(total, 1)
+    return sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / max(sum(r["count"] for r in rows), 1)
 
 
 # ----------------------------------------------------------------------------- convergence
 
+WHEN = ("step", "epoch", "wall_seconds")  # where in a run an evaluation row was taken
+
+
 def first_reaching(step_evaluations: list[dict], key: str, threshold: float) -> dict | None:
     """The first evaluation row where `key` >= threshold (step, epoch, wall seconds), else None."""
-    for row in step_evaluations:
-        if row[key] >= threshold:
-            return {"step": row["step"], "epoch": row["epoch"], "wall_seconds": row["wall_seconds"]}
-    return None
+    return next(({name: row[name] for name in WHEN} for row in step_evaluations if row[key] >= threshold), None)
 
 
 def first_staying_at_or_above(step_evaluations: list[dict], key: str, threshold: float) -> dict | None:
@@ -115,7 +103,7 @@ def first_staying_at_or_above(step_evaluations: list[dict], key: str, threshold:
         if row[key] < threshold:
             reached = None
         elif reached is None:
-            reached = {"step": row["step"], "epoch": row["epoch"], "wall_seconds": row["wall_seconds"]}
+            reached = {name: row[name] for name in WHEN}
     return reached
 
 
@@ -127,13 +115,9 @@ def value_at_step(step_evaluations: list[dict], key: str, step: int) -> float | 
 
 def relative_weight_change(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> dict[str, float]:
     """||after - before|| / ||before|| per weight tensor present in both with the same shape."""
-    changes = {}
-    for name, old in before.items():
-        new = after.get(name)
-        if new is None or new.shape != old.shape or not old.is_floating_point() or "running" in name:
-            continue
-        changes[name] = float((new.float().cpu() - old.float().cpu()).norm() / old.float().norm().clamp(min=1e-12))
-    return changes
+    return {name: float((after[name].float().cpu() - old.float().cpu()).norm() / old.float().norm().clamp(min=1e-12))
+            for name, old in before.items()
+            if name in after and after[name].shape == old.shape and old.is_floating_point() and "running" not in name}
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -1,10 +1,9 @@
 """Augmentation of whole batches on the device the data lives on.
 
-One random affine map (rotation, shear, anisotropic scale, translation) and one smooth random
-displacement field (elastic distortion, Simard, Steinkraus & Platt, 2003) per image, combined
-into a single sampling grid and applied with one `grid_sample` call for the whole batch: no
-per-image Python, no PIL, no worker processes. With 40 drawings per class, this is what stands in
-for the writers we have not seen.
+Per image, one random affine map (rotation, shear, anisotropic scale, translation) and one smooth random
+displacement field (elastic distortion, Simard, Steinkraus & Platt, 2003), combined into one sampling grid and
+applied by one `grid_sample` call for the whole batch: no per-image Python, no PIL, no worker processes. With 40
+drawings per class, this is what stands in for the writers we have not seen.
 """
 from __future__ import annotations
 
@@ -45,9 +44,12 @@ def _uniform(generator: torch.Generator, count: int, low: float, high: float, de
     return torch.rand(count, generator=generator, device=device) * (high - low) + low
 
 
-def random_grids(count: int, size: int, config: AugmentConfig, generator: torch.Generator,
-                 device: torch.device) -> torch.Tensor:
-    """Sampling grids [count, size, size, 2] in grid_sample's [-1, 1] coordinates."""
+def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator,
+                  geometry: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Distort a batch [B, 1, H, W] (and jitter its geometry's log sizes, if given)."""
+    if not config.enabled:
+        return images, geometry
+    count, size, device = images.shape[0], images.shape[-1], images.device
     angle = _uniform(generator, count, -config.rotate_degrees, config.rotate_degrees, device) * math.pi / 180
     shear = _uniform(generator, count, -config.shear, config.shear, device)
     scale_x = _uniform(generator, count, *config.scale, device)
@@ -58,26 +60,17 @@ def random_grids(count: int, size: int, config: AugmentConfig, generator: torch.
     rotation = torch.stack([cos, -sin, sin, cos], 1).view(count, 2, 2)
     shearing = torch.stack([ones, shear, zeros, ones], 1).view(count, 2, 2)
     inverse_scaling = torch.diag_embed(torch.stack([1 / scale_x, 1 / scale_y], 1))
-    # A sampling grid maps each output pixel back to where it is read from in the input.
+    # A sampling grid ([-1, 1] coordinates) maps each output pixel back to where it is read from in the input.
     theta = torch.cat([rotation @ shearing @ inverse_scaling, shift[:, :, None]], dim=2)
     grid = F.affine_grid(theta, (count, 1, size, size), align_corners=False)
     if config.elastic_pixels > 0:
         coarse = torch.randn(count, 2, config.elastic_grid, config.elastic_grid, generator=generator, device=device)
         field = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)
         grid = grid + field.permute(0, 2, 3, 1) * (config.elastic_pixels * 2 / size)
-    return grid
-
-
-def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator,
-                  geometry: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Distort a batch [B, 1, H, W] (and jitter its geometry's log sizes, if given)."""
-    if not config.enabled:
-        return images, geometry
-    grid = random_grids(images.shape[0], images.shape[-1], config, generator, images.device)
     augmented = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
     if geometry is not None and config.geometry_log_scale > 0:
         # A writer who draws everything larger shifts both log sizes by the same amount.
-        jitter = torch.randn(images.shape[0], 1, generator=generator, device=images.device) * config.geometry_log_scale
+        jitter = torch.randn(count, 1, generator=generator, device=device) * config.geometry_log_scale
         geometry = geometry.clone()
         geometry[:, :2] += jitter
     return augmented, geometry

@@ -1,11 +1,9 @@
 """Checkpoints that are safe to load and hard to lose.
 
-A checkpoint is a plain dictionary of tensors, numbers and strings, so it loads with
-`torch.load(path, weights_only=True)`, which refuses to run code hidden in a pickle. It carries
-the model's configuration (so the network can be rebuilt), the training recipe, metrics and the
-facts needed to trust it later (task, classes, preprocessing version, torch version, device, git
-commit). Writes go to a temporary file that is renamed into place, so a crash or a full disk never
-leaves a half-written file where a good one was.
+A checkpoint is a plain dictionary of tensors, numbers and strings, so `torch.load(weights_only=True)` loads it
+without running code hidden in a pickle. It carries what rebuilding and trusting the network needs: model
+configuration, recipe, metrics, task, classes, preprocessing and torch versions, device, git commit. Writes are
+atomic (a temporary file renamed into place): a crash or a full disk never leaves a half-written file.
 """
 from __future__ import annotations
 
@@ -13,7 +11,6 @@ import io
 import os
 import pickle
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -25,7 +22,7 @@ import torch
 from .files import PROJECT_ROOT, atomic_write_bytes
 from .model import CharacterCNN, ModelConfig, with_new_head
 from .preprocess import PREPROCESSING_VERSION
-from .runs import project_relative
+from .runs import on_colab, project_relative
 
 FORMAT = "playmnist-checkpoint/1"
 
@@ -39,17 +36,16 @@ def git_commit() -> str:
     .git is missing or not its own (a lent GPU machine) names its commit in PLAYMNIST_GIT_COMMIT."""
     if os.environ.get("PLAYMNIST_GIT_COMMIT"):
         return os.environ["PLAYMNIST_GIT_COMMIT"]
-    fallback = "unknown"
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        if not commit:
-            return fallback
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"], cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return commit + ("+uncommitted-src-changes" if dirty else "")
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "src")
     except (OSError, subprocess.SubprocessError):
-        return fallback
+        return "unknown"
+    return (commit + ("+uncommitted-src-changes" if dirty else "")) if commit else "unknown"
 
 
 def check_writable(path: Path) -> None:
@@ -57,8 +53,7 @@ def check_writable(path: Path) -> None:
     folder = Path(path).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-").close()  # deleted on close
     except OSError as error:
         raise CheckpointError(f"{folder}: checkpoints cannot be written here ({error.strerror or error})") from None
 
@@ -74,11 +69,9 @@ def plain(value):
         return [plain(item) for item in value]
     if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+    if isinstance(value, (int, float)):
+        return int(value) if isinstance(value, int) else float(value)
+    if callable(getattr(value, "item", None)):  # numpy scalars
         return plain(value.item())
     return str(value)
 
@@ -93,10 +86,9 @@ def _standin_must_not_replace(path: Path, metadata: dict) -> Path:
     if not trained_on_standin(metadata) or not path.is_file():
         return path
     try:
-        existing = read_checkpoint(path)["metadata"]
+        if trained_on_standin(read_checkpoint(path)["metadata"]):
+            return path
     except CheckpointError:
-        return path
-    if trained_on_standin(existing):
         return path
     beside = path.with_name(f"{path.stem}-standin{path.suffix}")
     warnings.warn(f"{path.name} holds a network trained on real data; this one was trained on a stand-in, "
@@ -108,29 +100,21 @@ def save_checkpoint(path: Path, model: CharacterCNN, metadata: dict, training_st
     """Atomically write weights, model configuration and metadata (and optionally resume state).
     Returns where it was written (see `_standin_must_not_replace`)."""
     path = _standin_must_not_replace(Path(path), metadata)
-    payload = {
-        "format": FORMAT,
-        "model_config": model.config.to_dict(),
-        "state_dict": {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()},
-        "metadata": {
-            "preprocessing_version": PREPROCESSING_VERSION,
-            "torch_version": torch.__version__,
-            "git_commit": git_commit(),
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **metadata,
-        },
-    }
+    payload = {"format": FORMAT, "model_config": model.config.to_dict(),
+               "state_dict": {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()},
+               "metadata": {"preprocessing_version": PREPROCESSING_VERSION, "torch_version": torch.__version__,
+                            "git_commit": git_commit(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            **metadata}}
     if training_state is not None:
         payload["training_state"] = training_state
-    payload = plain(payload)
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save(plain(payload), buffer)
     try:
-        atomic_write_bytes(Path(path), buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
     except OSError as error:
         raise CheckpointError(f"{path}: could not save the checkpoint ({error.strerror or error}); "
                               f"the previous file there, if any, is untouched") from None
-    return Path(path)
+    return path
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -146,44 +130,39 @@ def read_checkpoint(path: Path) -> dict:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as error:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or another kind of file): "
                               f"{type(error).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found != FORMAT:
         raise CheckpointError(f"{path}: not a checkpoint of this project (expected format {FORMAT!r}, found {found!r})")
     return payload
 
 
-def load_model(path: Path, num_classes: int | None = None, geometry_features: int | None = None,
-               payload: dict | None = None) -> tuple[CharacterCNN, dict]:
-    """Rebuild the network from a checkpoint; optional expectations are checked with clear errors."""
-    payload = payload if payload is not None else read_checkpoint(path)
+def load_model(path: Path, num_classes: int | None = None) -> tuple[CharacterCNN, dict]:
+    """Rebuild the network from a checkpoint, in evaluation mode; returns it and its metadata.
+    With `num_classes`, a network of another size is a clear error."""
+    payload = read_checkpoint(path)
     try:
         config = ModelConfig.from_dict(payload["model_config"])
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"{path}: model configuration is damaged ({error})") from None
     if num_classes is not None and config.num_classes != num_classes:
         raise CheckpointError(f"{path}: expected a network with {num_classes} classes, found one with {config.num_classes}")
-    if geometry_features is not None and config.geometry_features != geometry_features:
-        raise CheckpointError(f"{path}: expected {geometry_features} geometry inputs, found {config.geometry_features}")
     model = CharacterCNN(config)
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as error:
         raise CheckpointError(f"{path}: weights do not fit the architecture {config}: {str(error)[:400]}") from None
-    model.eval()
-    return model, payload.get("metadata", {})
+    return model.eval(), payload.get("metadata", {})
 
 
 # ----------------------------------------------------------------------------- what a run saved
 
-# What each committed checkpoint is; its numbers come from the file itself.
 def network_from_task1(path: Path, seed: int, num_classes: int = 10) -> CharacterCNN:
     """The Task 1 network's backbone under a new, seeded `num_classes` head: where Tasks 2 and 3
     start when they start from Task 1."""
-    task1_model, _ = load_model(path)
-    network, _ = with_new_head(task1_model, num_classes=num_classes, seed=seed)
-    return network
+    return with_new_head(load_model(path)[0], num_classes=num_classes, seed=seed)[0]
 
 
+# What each committed checkpoint is; its numbers come from the file itself.
 CHECKPOINT_DESCRIPTIONS = {
     "task1.pt": "Task 1: the 62-class network, the recipe trained on all 2,480 trainPart1 images; "
                 "the pretrained start of Task 2 (c) and Task 3",
@@ -210,20 +189,15 @@ def format_metric(name: str, value) -> str:
 def describe_checkpoints(paths) -> list[dict]:
     """One row per existing checkpoint: file, what it is, its stored metrics, data, device, size."""
     rows = []
-    for path in map(Path, paths):
-        if not path.is_file():
-            continue
+    for path in filter(Path.is_file, map(Path, paths)):
         metadata = read_checkpoint(path)["metadata"]
-        rows.append({
-            "path": path,
-            "file": project_relative(path),
-            "what": CHECKPOINT_DESCRIPTIONS.get(path.name.replace("-standin", ""), metadata.get("task", "")),
-            "metrics": "; ".join(format_metric(key.replace("_", " "), value)
-                                 for key, value in metadata.get("metrics", {}).items()),
-            "data": "stand-in" if trained_on_standin(metadata) else "real",
-            "device": metadata.get("device", "unknown"),
-            "precision": metadata.get("precision", "float32"),
-            "size": f"{path.stat().st_size / 1e6:.1f} MB"})
+        rows.append({"path": path, "file": project_relative(path),
+                     "what": CHECKPOINT_DESCRIPTIONS.get(path.name.replace("-standin", ""), metadata.get("task", "")),
+                     "metrics": "; ".join(format_metric(key.replace("_", " "), value)
+                                          for key, value in metadata.get("metrics", {}).items()),
+                     "data": "stand-in" if trained_on_standin(metadata) else "real",
+                     "device": metadata.get("device", "unknown"), "precision": metadata.get("precision", "float32"),
+                     "size": f"{path.stat().st_size / 1e6:.1f} MB"})
     return rows
 
 
@@ -234,7 +208,7 @@ def print_and_offer(paths) -> list[dict]:
     for row in rows:
         print(f"{row['file']}  ({row['size']}, {row['data']} data, trained on {row['device']}, {row['precision']})\n"
               f"    {row['what']}\n    {row['metrics'] or 'no stored metrics'}")
-    if "google.colab" in sys.modules and rows:
+    if rows and on_colab():
         from google.colab import files
         bundle = rows[0]["path"].parent / f"{rows[0]['path'].stem.split('_')[0]}_checkpoints.zip"
         with zipfile.ZipFile(bundle, "w") as archive:

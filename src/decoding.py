@@ -1,13 +1,11 @@
 """Writer-consistent decoding: read a writer's drawings together, not one at a time.
 
-In trainPart1 (and in the later test set, drawn the same way: Chars74K EnglishHnd, de Campos, Babu &
-Varma 2009) every writer drew each of the 62 characters exactly once. So the classes of one writer's
-images are all different, and deciding them jointly, as the assignment of images to distinct classes
-with the largest total log-probability (the Hungarian algorithm, Kuhn 1955, via
-`scipy.optimize.linear_sum_assignment`), turns "both of this writer's s-shapes look like S" into "the
-smaller one is s". It is transductive: an image's answer depends on the writer's other images in the
-same set. It is valid only where its assumption holds, so it checks what it can and refuses otherwise,
-naming the writer; the per-image classifier stays the default everywhere.
+In trainPart1 (and the later test set, drawn the same way: Chars74K EnglishHnd, de Campos, Babu & Varma 2009)
+every writer drew each of the 62 characters exactly once, so one writer's images have distinct classes. Deciding
+them jointly, as the assignment to distinct classes with the largest total log-probability (Hungarian algorithm,
+Kuhn 1955, via `scipy.optimize.linear_sum_assignment`), turns "both s-shapes look like S" into "the smaller one is
+s". It is transductive (an answer depends on the writer's other images in the set) and valid only where its
+assumption holds, so it checks what it can and refuses otherwise, naming the writer; per-image stays the default.
 """
 from __future__ import annotations
 
@@ -19,10 +17,8 @@ from .files import DataError
 
 def check_writer_groups(writers: torch.Tensor, num_classes: int, labels: torch.Tensor | None = None,
                         class_names: str | None = None) -> int:
-    """Raise `DataError` naming the first writer that breaks the assumption; return the writer count.
-
-    Holds when every image has a writer id (>= 0, from the file name), no writer has more images than
-    there are classes, and, in a labelled set, no writer has two images of one class."""
+    """Raise `DataError` naming the first writer that breaks the assumption; return the writer count. It holds when
+    every image has a writer id (>= 0), no writer has more images than classes and, if labelled, no two of one class."""
     writers = writers.cpu()
     if len(writers) and int(writers.min()) < 0:
         raise DataError("writer-consistent decoding needs a writer id for every image (imgNNN-MMM.png); "
@@ -44,9 +40,9 @@ def check_writer_groups(writers: torch.Tensor, num_classes: int, labels: torch.T
 
 def writer_consistent_predictions(log_probabilities: torch.Tensor, writers: torch.Tensor,
                                   labels: torch.Tensor | None = None, class_names: str | None = None) -> torch.Tensor:
-    """For each writer, the assignment of its images to distinct classes that maximises the summed
-    log-probability (rectangular when a writer has fewer images than classes). Logits give the same
-    answer: each image is assigned exactly once, so its own normalising constant cannot change it."""
+    """For each writer, the assignment of its images to distinct classes that maximises the summed log-probability
+    (rectangular when a writer has fewer images than classes). Logits give the same answer: each image is assigned
+    exactly once, so its own normalising constant cannot change it."""
     log_probabilities = log_probabilities.detach().float().cpu()
     writers = writers.cpu()
     check_writer_groups(writers, log_probabilities.shape[1], labels, class_names)

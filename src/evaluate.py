@@ -1,10 +1,8 @@
-"""Evaluate a saved network on any set in a layout this project knows.
+"""Evaluate a saved network on any set in a layout this project knows: the "test set arrives later" command.
 
-This is the "test set arrives later" command: point it at a zip or folder in trainPart1's layout
-(`SampleNNN/imgNNN-MMM.png`), in mnistTask3's layout (`<digit>/image_NNNNNN.jpg`), or at
-`mnist-test`, and it prints accuracy, per-class accuracy, the confusion matrix, calibration and,
-for the 62-class network, the accuracy with case-ambiguous classes merged. Classes absent from
-the set are named, not treated as errors.
+Given a zip or folder in trainPart1's layout (`SampleNNN/imgNNN-MMM.png`) or mnistTask3's (`<digit>/image_NNNNNN.jpg`),
+or `mnist-test`, it reports accuracy (also case-merged for the 62-class network), per-class accuracy, the confusion
+matrix and calibration. Classes absent from the set are named, not treated as errors.
 """
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ import torch
 from . import datasets
 from .analysis import accuracy, classification_report
 from .augment import AugmentConfig
-from .checkpoints import CheckpointError, load_model, read_checkpoint
+from .checkpoints import CheckpointError, load_model
 from .classes import CLASS_CHARACTERS, DIGIT_CHARACTERS
 from .decoding import writer_consistent_predictions
 from .files import DataError, list_source_files
@@ -43,59 +41,50 @@ DECODINGS = ("image", "writer")  # per-image argmax (the classifier), or writer-
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool = False, decode: str = "image") -> dict:
     if decode not in DECODINGS:
         raise ValueError(f"decode must be one of {DECODINGS}, not {decode!r}")
-    payload = read_checkpoint(Path(checkpoint))
-    model, metadata = load_model(Path(checkpoint), payload=payload)
+    model, metadata = load_model(Path(checkpoint))
+    num_classes, recipe = model.config.num_classes, metadata.get("recipe", {})
     if metadata.get("preprocessing_version", PREPROCESSING_VERSION) != PREPROCESSING_VERSION:
         raise CheckpointError(f"{checkpoint}: trained with preprocessing version {metadata['preprocessing_version']}, "
                               f"this code applies version {PREPROCESSING_VERSION}; results would not be comparable")
-    classes = metadata.get("classes") or (CLASS_CHARACTERS if model.config.num_classes == 62 else DIGIT_CHARACTERS)
-    note = ""
-    geometry = writers = None
+    classes = metadata.get("classes") or (CLASS_CHARACTERS if num_classes == 62 else DIGIT_CHARACTERS)
+    note, geometry, writers = "", None, None
     if str(data) == "mnist-test":
         images, labels, source = load_mnist("test")
+    elif detect_layout(Path(data)) == "trainpart1":
+        characters = datasets.read_trainpart1(Path(data), preprocessing=metadata.get("preprocessing", "mnist"),
+                                              skip_bad=skip_bad, require_all_classes=False, name="evaluation set")
+        images, labels, source, writers = characters.images, characters.labels, characters.source, characters.writers
+        geometry = geometry_inputs(characters.geometry, writers, metadata.get("geometry", "absolute"),
+                                   metadata.get("geometry_reference", geometry_reference(characters.geometry)),
+                                   recipe.get("writer_minimum_images", 10))
     else:
-        layout = detect_layout(Path(data))
-        if layout == "trainpart1":
-            characters = datasets.read_trainpart1(Path(data), preprocessing=metadata.get("preprocessing", "mnist"),
-                                                  skip_bad=skip_bad, require_all_classes=False,
-                                                  name="evaluation set")
-            images, labels, source, writers = characters.images, characters.labels, characters.source, characters.writers
-            geometry = geometry_inputs(characters.geometry, characters.writers, metadata.get("geometry", "absolute"),
-                                       metadata.get("geometry_reference", geometry_reference(characters.geometry)),
-                                       metadata.get("recipe", {}).get("writer_minimum_images", 10))
-        else:
-            noisy = datasets.read_mnisttask3(Path(data), skip_bad=skip_bad)
-            images, labels, source = noisy.images, noisy.folder_labels, noisy.source
-            note = "labels are the folder names of this set"
+        noisy = datasets.read_mnisttask3(Path(data), skip_bad=skip_bad)
+        images, labels, source = noisy.images, noisy.folder_labels, noisy.source
+        note = "labels are the folder names of this set"
     if model.config.geometry_features and geometry is None:
         raise CheckpointError(f"{checkpoint}: this network needs the ink-box geometry of trainPart1-layout images; "
                               f"{data} does not provide it")
-    if labels.max() >= model.config.num_classes:
-        keep = labels < model.config.num_classes
-        note = (f"{int((~keep).sum())} images of classes this {model.config.num_classes}-class network does not "
-                f"know were left out")
-        images, labels = images[keep], labels[keep]
-        geometry = None if geometry is None else geometry[keep]
-        writers = None if writers is None else writers[keep]
+    geometry = geometry if model.config.geometry_features else None
+    if labels.max() >= num_classes:
+        keep = labels < num_classes
+        note = f"{int((~keep).sum())} images of classes this {num_classes}-class network does not know were left out"
+        images, labels, geometry, writers = (t if t is None else t[keep] for t in (images, labels, geometry, writers))
     if decode == "writer" and writers is None:
         raise DataError(f"{data}: writer-consistent decoding needs a set in trainPart1's layout "
                         f"(imgNNN-MMM.png, MMM = writer)")
-    geometry = geometry if model.config.geometry_features else None
     if metadata.get("test_time_views"):
         logits = predict_averaged_over_views(model, images, geometry, metadata["test_time_views"],
                                              AugmentConfig.from_dict(metadata["test_time_augment"]),
-                                             metadata.get("recipe", {}).get("test_time_seed", 0))
+                                             recipe.get("test_time_seed", 0))
     else:
         logits = predict_logits(model, images, geometry)
-    report = classification_report(logits, labels, classes[: model.config.num_classes])
-    report["decoding"] = decode
+    report = {**classification_report(logits, labels, classes[:num_classes]), "decoding": decode}
     if decode == "writer":
         decoded = writer_consistent_predictions(logits, writers, labels, classes)
         report["accuracy_writer_decoded"] = accuracy(decoded, labels)
         report["writers"] = len(torch.unique(writers))
-    report.update({"checkpoint": project_relative(checkpoint), "data": source.describe(), "note": note,
-                   "task": metadata.get("task", "")})
-    return report
+    return {**report, "checkpoint": project_relative(checkpoint), "data": source.describe(), "note": note,
+            "task": metadata.get("task", "")}
 
 
 def format_report(report: dict) -> str:

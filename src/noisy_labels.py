@@ -1,14 +1,11 @@
 """Learning when the label is (almost) never the truth: Task 3's tools.
 
-If each image sits in a folder other than its digit, the folder is a *complementary label*: it
-says which class the image is not (Ishida et al., 2017). A network trained on such folders with
-ordinary cross-entropy learns p(folder | image), which for an image of digit y is about 1/9 for
-every folder but y, and near 0 for y: its argmax is a wrong digit, its argmin the right one.
-
-Here: the losses that learn from such labels (the complementary loss -log(1 - p_folder) of
-Kim et al., 2019 and Chou et al., 2020; forward correction through a transition matrix T, Patrini
-et al., 2017 and Yu et al., 2018), and the estimate of T[true digit, folder] from a network's
-predictions on held-out images, which needs no clean label.
+A folder other than the image's digit is a *complementary label*: it says which class the image is not
+(Ishida et al., 2017). Cross-entropy on such folders learns p(folder | image), about 1/9 for every folder
+but the digit y and near 0 for y: its argmax is a wrong digit, its argmin the right one. Here: the losses
+that learn from such labels (complementary loss -log(1 - p_folder), Kim et al., 2019 and Chou et al., 2020;
+forward correction through a transition matrix T, Patrini et al., 2017 and Yu et al., 2018), and the
+estimate of T[true digit, folder] from predictions on held-out images, which needs no clean label.
 """
 from __future__ import annotations
 
@@ -29,8 +26,7 @@ def forward_corrected_loss(transition: torch.Tensor) -> Callable[[torch.Tensor, 
     """Cross-entropy of the observed folder under p(folder | x) = softmax(logits) @ T, where
     T[true, folder] is the probability that an image of `true` sits in `folder` (Patrini et al.)."""
     def loss(logits: torch.Tensor, folder_labels: torch.Tensor) -> torch.Tensor:
-        matrix = transition.to(logits.device, logits.dtype)
-        folder_probabilities = torch.softmax(logits, dim=1) @ matrix
+        folder_probabilities = torch.softmax(logits, dim=1) @ transition.to(logits.device, logits.dtype)
         chosen = folder_probabilities.gather(1, folder_labels[:, None]).squeeze(1)
         return -torch.log(chosen.clamp(min=1e-12)).mean()
     return loss
@@ -43,11 +39,8 @@ def least_likely_folder(folder_logits: torch.Tensor) -> torch.Tensor:
 
 def estimate_transition_matrix(inferred_digits: torch.Tensor, folder_labels: torch.Tensor,
                                num_classes: int = 10) -> torch.Tensor:
-    """T[i, j] = share of the images inferred to be digit i that sit in folder j.
-
-    Use it on images the inferring network did not train on (its own training folders are
-    memorised and would bias the diagonal). Rows without any image are left uniform.
-    """
+    """T[i, j] = share of the images inferred to be digit i that sit in folder j (rows without images: uniform).
+    Use it on images the inferring network did not train on: its own training folders are memorised."""
     counts = torch.zeros(num_classes, num_classes)
     counts.index_put_((inferred_digits.cpu(), folder_labels.cpu()), torch.ones(len(folder_labels)), accumulate=True)
     totals = counts.sum(dim=1, keepdim=True)
@@ -55,13 +48,10 @@ def estimate_transition_matrix(inferred_digits: torch.Tensor, folder_labels: tor
 
 
 def confident_pseudo_labels(logits: torch.Tensor, folder_labels: torch.Tensor, keep_share: float):
-    """Pseudo-labels for a second, ordinary training stage: the network's argmax on the `keep_share`
-    of images it is most confident about, and only where the label differs from the folder (a
-    folder is almost never the digit, so agreement marks a likely mistake). A share rather than a
-    confidence threshold keeps the stage well defined however sharp the network's outputs are.
-    Returns (keep mask, labels, confidence threshold used)."""
-    probabilities = torch.softmax(logits.float(), dim=1)
-    confidence, labels = probabilities.max(dim=1)
+    """Pseudo-labels for a second, ordinary training stage: the argmax on the `keep_share` of images the network
+    is most confident about, only where it differs from the folder (agreement marks a likely mistake). A share,
+    not a confidence threshold, works however sharp the outputs are. Returns (keep mask, labels, threshold)."""
+    confidence, labels = torch.softmax(logits.float(), dim=1).max(dim=1)
     disagrees = labels != folder_labels.to(labels.device)
     threshold = float(torch.quantile(confidence[disagrees], 1 - keep_share)) if disagrees.any() else 1.0
     keep = disagrees & (confidence >= threshold)

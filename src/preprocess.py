@@ -13,7 +13,7 @@ canvas are returned beside the image as side information (`geometry`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,8 +37,7 @@ INK_THRESHOLD = 0.5
 GEOMETRY_NAMES = ("log_height", "log_width", "centre_x", "centre_y")
 
 
-@dataclass(frozen=True)
-class InkBox:
+class InkBox(NamedTuple):
     """The ink's bounding box on the source canvas, in pixels (end exclusive)."""
     top: int
     left: int
@@ -47,20 +46,12 @@ class InkBox:
     canvas_height: int
     canvas_width: int
 
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
     def geometry(self) -> list[float]:
         """Size relative to the canvas height (log, so a writer's scale is an additive shift) and
         centre position relative to the canvas (0 = centre)."""
         return [
-            math.log(self.height / self.canvas_height),
-            math.log(self.width / self.canvas_height),
+            math.log((self.bottom - self.top) / self.canvas_height),
+            math.log((self.right - self.left) / self.canvas_height),
             (self.left + self.right) / 2 / self.canvas_width - 0.5,
             (self.top + self.bottom) / 2 / self.canvas_height - 0.5,
         ]
@@ -73,9 +64,13 @@ def ink_from_luminance(luminance: np.ndarray) -> torch.Tensor:
     return 1.0 - ink if np.median(border) >= 0.5 else ink
 
 
+def _inked_rows_and_columns(image: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    inked = image > threshold
+    return torch.nonzero(inked.any(dim=1)).flatten(), torch.nonzero(inked.any(dim=0)).flatten()
+
+
 def find_ink_box(ink: torch.Tensor, name: str) -> InkBox:
-    rows = torch.nonzero((ink > INK_THRESHOLD).any(dim=1)).flatten()
-    columns = torch.nonzero((ink > INK_THRESHOLD).any(dim=0)).flatten()
+    rows, columns = _inked_rows_and_columns(ink, INK_THRESHOLD)
     if rows.numel() == 0:
         raise DataError(f"{name}: no ink found (the image is blank)")
     return InkBox(int(rows[0]), int(columns[0]), int(rows[-1]) + 1, int(columns[-1]) + 1, *ink.shape)
@@ -84,36 +79,12 @@ def find_ink_box(ink: torch.Tensor, name: str) -> InkBox:
 def stroke_width(ink: torch.Tensor) -> torch.Tensor:
     """Mean stroke width of images [..., H, W]: a stroke of width w and length L covers w*L pixels
     and has about 2L boundary pixels, so w ~ 2 * area / boundary."""
-    mask = (ink > INK_THRESHOLD).float()
-    flat = mask.reshape(-1, 1, *mask.shape[-2:])
-    padded = F.pad(flat, (1, 1, 1, 1))
-    all_neighbours_ink = torch.minimum(
-        torch.minimum(padded[..., :-2, 1:-1], padded[..., 2:, 1:-1]),
-        torch.minimum(padded[..., 1:-1, :-2], padded[..., 1:-1, 2:]),
-    )
-    boundary = (flat * (1 - all_neighbours_ink)).sum(dim=(-1, -2))
-    area = flat.sum(dim=(-1, -2))
-    return (2 * area / boundary.clamp(min=1)).reshape(mask.shape[:-2])
-
-
-def _disc(radius: float) -> torch.Tensor:
-    size = 2 * math.ceil(radius) + 1
-    coordinates = torch.arange(size, dtype=torch.float32) - size // 2
-    return ((coordinates[:, None] ** 2 + coordinates[None, :] ** 2) <= radius**2 + 0.25).float()
-
-
-def _crop_to_ink(image: torch.Tensor) -> torch.Tensor:
-    rows = torch.nonzero((image > INK_THRESHOLD / 2).any(dim=1)).flatten()
-    columns = torch.nonzero((image > INK_THRESHOLD / 2).any(dim=0)).flatten()
-    return image[rows[0]: rows[-1] + 1, columns[0]: columns[-1] + 1]
-
-
-def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Shrink keeping every stroke (max pooling), or enlarge smoothly (bilinear)."""
-    batch = image[None, None]
-    if height <= image.shape[0] and width <= image.shape[1]:
-        return F.adaptive_max_pool2d(batch, (height, width))[0, 0]
-    return F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+    mask = (ink > INK_THRESHOLD).float().reshape(-1, 1, *ink.shape[-2:])
+    padded = F.pad(mask, (1, 1, 1, 1))
+    interior = torch.minimum(torch.minimum(padded[..., :-2, 1:-1], padded[..., 2:, 1:-1]),
+                             torch.minimum(padded[..., 1:-1, :-2], padded[..., 1:-1, 2:]))  # all four neighbours ink
+    boundary = (mask * (1 - interior)).sum(dim=(-1, -2))
+    return (2 * mask.sum(dim=(-1, -2)) / boundary.clamp(min=1)).reshape(ink.shape[:-2])
 
 
 def centre_of_mass(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,26 +102,30 @@ def to_mnist_convention(luminance: np.ndarray, name: str = "<image>") -> tuple[t
     crop = ink[box.top: box.bottom, box.left: box.right]
 
     # 1. Shrink to 4x the final size with max pooling, so no stroke disappears, leaving room for
-    #    the thickening below.
+    #    the thickening below (a crop smaller than that is enlarged smoothly instead).
     target_width = THICKENED_STROKE_WIDTH * SUPERSAMPLE
-    longest = max(crop.shape)
-    scale = (FIT * SUPERSAMPLE - target_width) / longest
-    large = _resize(crop, max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale)))
+    scale = (FIT * SUPERSAMPLE - target_width) / max(crop.shape)
+    height, width = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    if height <= crop.shape[0] and width <= crop.shape[1]:
+        large = F.adaptive_max_pool2d(crop[None, None], (height, width))[0, 0]
+    else:
+        large = F.interpolate(crop[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
 
-    # 2. Thicken strokes to MNIST's measured width (dilation with a disc).
+    # 2. Thicken strokes to MNIST's measured width (dilation with a disc), then crop to the ink again.
     missing = target_width - float(stroke_width(large))
     if missing > 1:
         radius = missing / 2
-        kernel = _disc(radius)[None, None]
-        pad = kernel.shape[-1] // 2
+        size = 2 * math.ceil(radius) + 1
+        offsets = torch.arange(size, dtype=torch.float32) - size // 2
+        disc = ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2 + 0.25).float()[None, None]
         binary = (large > INK_THRESHOLD).float()[None, None]
-        large = (F.conv2d(F.pad(binary, (pad,) * 4), kernel) > 0).float()[0, 0]
-        large = _crop_to_ink(large)
+        large = (F.conv2d(F.pad(binary, (size // 2,) * 4), disc) > 0).float()[0, 0]
+        rows, columns = _inked_rows_and_columns(large, INK_THRESHOLD / 2)
+        large = large[rows[0]: rows[-1] + 1, columns[0]: columns[-1] + 1]
 
     # 3. Average down to fit 20x20 keeping the aspect ratio (anti-aliased, like MNIST's grey edges).
     fit_scale = FIT / max(large.shape)
-    height = max(1, round(large.shape[0] * fit_scale))
-    width = max(1, round(large.shape[1] * fit_scale))
+    height, width = max(1, round(large.shape[0] * fit_scale)), max(1, round(large.shape[1] * fit_scale))
     small = F.interpolate(large[None, None], size=(height, width), mode="bilinear", antialias=True,
                           align_corners=False)[0, 0].clamp(0, 1)
     small = small / small.max().clamp(min=1e-6)
@@ -178,25 +153,20 @@ def geometry_reference(geometry: torch.Tensor) -> list[float]:
 
 def writer_relative_geometry(geometry: torch.Tensor, writers: torch.Tensor, fallback_reference: list[float],
                              minimum_images: int = 10) -> torch.Tensor:
-    """Express each ink box's size and position relative to its writer's habits.
+    """Each ink box's size and position relative to its writer's medians over this set (no labels used).
 
-    Writers differ more in overall size than capitals differ from lowercase, so an absolute size
-    says little about case; size relative to the same writer's median character height says much
-    more. Likewise for where on the canvas a writer tends to draw. The medians are taken over
-    that writer's images in the set being processed (no labels are used), so it needs several
-    images per writer, as every set in trainPart1's layout has (62 per writer). Images of unknown
-    writers (-1) or writers with fewer than `minimum_images` images are measured against
-    `fallback_reference` (`geometry_reference` of the training set).
+    Writers differ more in overall size than capitals differ from lowercase, so size relative to the
+    same writer's median character says much more about case than absolute size; likewise for where
+    a writer tends to draw. Unknown writers (-1) and writers with fewer than `minimum_images` images
+    are measured against `fallback_reference` (`geometry_reference` of the training set).
     """
     relative = geometry.clone()
     for writer in torch.unique(writers).tolist():
         members = writers == writer
         enough = writer >= 0 and int(members.sum()) >= minimum_images
         height, centre_x, centre_y = geometry_reference(geometry[members]) if enough else fallback_reference
-        relative[members, 0] -= height
-        relative[members, 1] -= height
-        relative[members, 2] -= centre_x
-        relative[members, 3] -= centre_y
+        shift = torch.tensor([height, height, centre_x, centre_y], dtype=geometry.dtype, device=geometry.device)
+        relative[members] -= shift
     return relative
 
 

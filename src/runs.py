@@ -1,9 +1,8 @@
 """Where a run's outputs go, which budget, device and precision it runs with, and how it describes itself.
 
-Two budgets: `quick` proves every cell runs in minutes on 2 CPU cores (CI), `full` is what the
-committed outputs come from. The budget is chosen by the PLAYMNIST_BUDGET environment variable,
-never by editing code. Quick runs write under `checkpoints/quick/` and `results/quick/` (ignored
-by git), so a smoke test never overwrites the committed full-budget checkpoints and results.
+PLAYMNIST_BUDGET (never a code edit) picks the budget: `full` makes the committed outputs; `quick` proves every
+cell runs in minutes on 2 CPU cores and writes under `checkpoints/quick/` and `results/quick/` (ignored by git),
+so a smoke test never overwrites the committed ones.
 """
 from __future__ import annotations
 
@@ -40,9 +39,8 @@ def on_colab() -> bool:
 def progress_enabled() -> bool:
     """The one switch for progress bars: PLAYMNIST_PROGRESS=0/1 when set (headless runs set 0 so the
     committed notebooks stay small), otherwise on in Jupyter/Colab kernels and terminals."""
-    setting = os.environ.get("PLAYMNIST_PROGRESS")
-    if setting is not None:
-        return setting == "1"
+    if "PLAYMNIST_PROGRESS" in os.environ:
+        return os.environ["PLAYMNIST_PROGRESS"] == "1"
     return "ipykernel" in sys.modules or sys.stderr.isatty()
 
 
@@ -98,23 +96,18 @@ def training_precision(device: torch.device | str) -> str:
     if device.type != "cuda":
         return "float32"
     major, _ = torch.cuda.get_device_capability(device)
-    if major >= 8 and torch.cuda.is_bf16_supported():
-        return "bfloat16"
-    return "float16"
+    return "bfloat16" if major >= 8 and torch.cuda.is_bf16_supported() else "float16"
 
 
 def device_name(device: torch.device | str | None = None) -> str:
     device = torch.device(device or default_device())
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    processor = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                processor = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+        processor = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        processor = platform.processor() or platform.machine()
     return f"{processor}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 

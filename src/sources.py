@@ -1,10 +1,8 @@
 """Where each dataset comes from, and the record that says so in every output.
 
-Every dataset is looked up in the same order: the path given, its environment variable,
-`data/<file name>`, the assignment's URL, and only then (where the budget allows) a labelled
-stand-in. The `DataSource` record names the route, whether the data is real, and the file's
-sha256, never a machine's folders. Expensive decoding is cached under `data/cache/`, keyed by the
-source's hash, so a second load is instant.
+Every dataset is looked up in the same order (`find_dataset`). The `DataSource` record names the
+route, whether the data is real, and the file's sha256, never a machine's folders. Decoding is
+cached under `data/cache/`, keyed by the source's hash, so a second load is instant.
 """
 from __future__ import annotations
 
@@ -16,15 +14,13 @@ from pathlib import Path
 
 import torch
 
-from .files import PROJECT_ROOT, DataError, atomic_write_bytes, download, list_source_files
+from .files import PROJECT_ROOT, DataError, atomic_write_bytes, decode_grayscale, download, list_source_files
 from .runs import on_colab, project_relative, standin_allowed
 
 
 def data_dir() -> Path:
     return Path(os.environ.get("PLAYMNIST_DATA_DIR", PROJECT_ROOT / "data"))
 
-
-# ----------------------------------------------------------------------------- records
 
 @dataclass
 class DataSource:
@@ -55,55 +51,57 @@ class DataSource:
         return {key: value for key, value in asdict(self).items() if key != "path"}
 
 
-def record(name: str, kind: str, source: Path, route: str, sha256: str = "", files: int = 0, note: str = "") -> DataSource:
-    return DataSource(name, kind, project_relative(source), route, sha256, files, note=note, path=str(source))
+def record(name: str, kind: str, source: Path, route: str, sha256: str = "", files: int = 0, note: str = "",
+           skipped=()) -> DataSource:
+    return DataSource(name, kind, project_relative(source), route, sha256, files, list(skipped), note, str(source))
 
 
-
-# ----------------------------------------------------------------------------- caching
-
-def cache_path(kind: str, source_hash: str, variant: str, version: int) -> Path:
-    return data_dir() / "cache" / f"{kind}-{source_hash[:20]}-{variant}-v{version}.pt"
-
-
-def save_cache(path: Path, content: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(content, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_cache(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, weights_only=True)
-    except Exception:  # a damaged cache is rebuilt, never trusted
-        path.unlink(missing_ok=True)
-        return None
+def cached(kind: str, source_hash: str, variant: str, version: int, build) -> dict:
+    """The tensors cached for this source, or `build()`'s, saved unless a file was skipped."""
+    path = data_dir() / "cache" / f"{kind}-{source_hash[:20]}-{variant}-v{version}.pt"
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    content = build()
+    if not content["skipped"]:
+        buffer = io.BytesIO()
+        torch.save(content, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+    return content
 
 
-def decode_all(names: list[str], read, decode_one, skip_bad: bool, threads: int = 2):
-    """Decode in a thread pool (PIL and torch release the GIL); bad files raise or are skipped."""
+def decode_all(source: Path, names: list[str], read, transform, skip_bad: bool, threads: int = 2):
+    """`transform(luminance, name)` of every image, decoded in a thread pool (PIL and torch release the
+    GIL). A bad file raises, or with `skip_bad` is reported. Returns ([(name, value)], [problem])."""
     def work(name):
         try:
-            return decode_one(name, read(name)), None
+            shown = f"{source}!{name}" if source.is_file() else str(source / name)
+            return transform(decode_grayscale(read(name), shown), name), None
         except DataError as error:
             if not skip_bad:
                 raise
             return None, f"{name} ({error})"
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(pool.map(work, names))
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the pool's threads each run one image; avoid oversubscription
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            results = list(pool.map(work, names))
+    finally:
+        torch.set_num_threads(previous_threads)
     kept = [(name, value) for name, (value, _) in zip(names, results) if value is not None]
-    skipped = [problem for _, problem in results if problem is not None]
-    return kept, skipped
+    if not kept:
+        raise DataError(f"{source}: no readable images")
+    return kept, [problem for _, problem in results if problem is not None]
 
 
-# ----------------------------------------------------------------------------- lookup
-
-def find_dataset(name: str, path, environment_variable: str, file_name: str, url: str, check_layout,
-                  build_standin, standin_route: str, allow_download: bool, allow_standin: bool) -> tuple[Path, str, str]:
-    """(path, route, kind) by the lookup order every dataset shares: the argument, the environment
-    variable, `data/<file_name>`, the URL, and only then the stand-in (built once, then reused)."""
+def find_dataset(name: str, path, url: str, check_layout, build_standin, standin_route: str,
+                 allow_download: bool, allow_standin: bool | None) -> tuple[Path, str, str]:
+    """(path, route, kind) of `<name>.zip` by the lookup order every dataset shares: the argument, the
+    environment variable PLAYMNIST_<NAME>, `data/<name>.zip`, the URL, and only then the stand-in
+    (built once, then reused)."""
+    file_name, environment_variable = f"{name}.zip", f"PLAYMNIST_{name.upper()}"
     if path is not None:
         if not Path(path).exists():
             raise DataError(f"{path}: no such file or folder (given as the {name} path)")
@@ -118,42 +116,23 @@ def find_dataset(name: str, path, environment_variable: str, file_name: str, url
         return local, f"data/{file_name}", "real"
     failures = []
     if allow_download:
-        try:
-            _download_zip(url, local, lambda names: check_layout(names, local))
+        try:  # the layout is checked before the download is kept
+            download(url, local, lambda partial: check_layout(list_source_files(partial)[0], local))
             return local, f"downloaded from {url}", "real"
         except (OSError, DataError) as error:
             failures.append(f"download from {url} failed: {error}")
-    if allow_standin is None:
-        allow_standin = standin_allowed()
-    if not allow_standin:
-        raise DataError(_not_found_message(name, file_name, environment_variable, failures))
-    standin = data_dir() / file_name.replace(".zip", "-standin.zip")
+    if not (standin_allowed() if allow_standin is None else allow_standin):
+        tried = "; ".join(failures or ["no path given and downloads disabled"])
+        if on_colab():
+            ways = (f"upload it (run `from google.colab import files; files.upload()` and move {file_name} into "
+                    f"data/), or mount Google Drive (`from google.colab import drive; drive.mount('/content/drive')`) "
+                    f"and set {environment_variable} to the zip's path there (`%env {environment_variable}=...`)")
+        else:
+            ways = f"copy {file_name} to data/{file_name}, or set {environment_variable}=/path/to/{file_name}"
+        raise DataError(f"{name} not found ({tried}). The full budget trains only on the real {file_name}: {ways}, "
+                        f"then run again. To train on a labelled synthetic stand-in instead, set "
+                        f"PLAYMNIST_ALLOW_STANDIN=1 (or PLAYMNIST_BUDGET=quick for a smoke run).")
+    standin = data_dir() / f"{name}-standin.zip"
     if not standin.exists():
         build_standin(standin)
     return standin, f"{standin_route} (no real {name} found: " + "; ".join(failures or ["offline"]) + ")", "stand-in"
-
-
-def _not_found_message(name: str, file_name: str, environment_variable: str, failures: list[str]) -> str:
-    """What to do when the real data is missing and a stand-in is not allowed (the full budget)."""
-    tried = "; ".join(failures or ["no path given and downloads disabled"])
-    if on_colab():
-        ways = (f"upload it (run `from google.colab import files; files.upload()` and move {file_name} into "
-                f"data/), or mount Google Drive (`from google.colab import drive; drive.mount('/content/drive')`) "
-                f"and set {environment_variable} to the zip's path there (`%env {environment_variable}=...`)")
-    else:
-        ways = f"copy {file_name} to data/{file_name}, or set {environment_variable}=/path/to/{file_name}"
-    return (f"{name} not found ({tried}). The full budget trains only on the real {file_name}: {ways}, then run "
-            f"again. To train on a labelled synthetic stand-in instead, set PLAYMNIST_ALLOW_STANDIN=1 "
-            f"(or PLAYMNIST_BUDGET=quick for a smoke run).")
-
-
-def _download_zip(url: str, target: Path, check_layout) -> None:
-    """Download a zip beside `target`, check it opens and has the expected layout, then rename."""
-    temporary = target.with_name(target.name + ".download")
-    try:
-        download(url, temporary)
-        names, _ = list_source_files(temporary)
-        check_layout(names)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -36,10 +36,7 @@ def grouped_kfold(groups: torch.Tensor, folds: int, seed: int) -> list[tuple[tor
     unique = torch.unique(groups)
     if len(unique) < folds:
         raise ValueError(f"{len(unique)} groups cannot fill {folds} folds")
-    generator = torch.Generator().manual_seed(seed)
-    shuffled = unique[torch.randperm(len(unique), generator=generator)]
-    result = []
-    for fold in range(folds):
-        is_validation = torch.isin(groups, shuffled[fold::folds])
-        result.append((torch.nonzero(~is_validation).flatten(), torch.nonzero(is_validation).flatten()))
-    return result
+    shuffled = unique[torch.randperm(len(unique), generator=torch.Generator().manual_seed(seed))]
+    validation = [torch.isin(groups, shuffled[fold::folds]) for fold in range(folds)]
+    return [(torch.nonzero(~is_validation).flatten(), torch.nonzero(is_validation).flatten())
+            for is_validation in validation]

@@ -1,11 +1,9 @@
 """Task 1: a 62-class character CNN trained from scratch on trainPart1, judged on unseen writers.
 
-trainPart1 holds one drawing per writer and class (the sample number MMM is the writer), and the
-promised test set is 15 further writers. So every choice here is judged by writer-grouped k-fold
-cross-validation: each fold's validation writers are absent from its training data. A recipe
-bundles every choice (preprocessing, geometry input, network, training); `cross_validate` scores
-one, `train_final` trains it on all 2,480 images for `checkpoints/task1.pt`; `run_experiment` is
-what both the notebook and `python -m src train task1` run.
+trainPart1 holds one drawing per writer and class (the sample number MMM is the writer), and the promised test set
+is 15 further writers. So every choice is judged by writer-grouped k-fold cross-validation: each fold's validation
+writers are absent from its training data. A recipe bundles every choice; `cross_validate` scores one, and
+`run_experiment` (the notebook's and `python -m src train task1`'s entry) also trains it on all 2,480 images.
 """
 from __future__ import annotations
 
@@ -39,10 +37,7 @@ class Recipe:
     writer_minimum_images: int = 10  # fewer images of a writer: geometry measured against the training set
 
     def to_dict(self) -> dict:
-        return {"preprocessing": self.preprocessing, "geometry": self.geometry,
-                "model": self.model.to_dict(), "training": self.training.to_dict(),
-                "test_time_views": self.test_time_views, "test_time_augment": self.test_time_augment.to_dict(),
-                "test_time_seed": self.test_time_seed, "writer_minimum_images": self.writer_minimum_images}
+        return {name: value.to_dict() if hasattr(value, "to_dict") else value for name, value in vars(self).items()}
 
     def predict(self, model, inputs: LabelledImages) -> torch.Tensor:
         if self.test_time_views:
@@ -122,46 +117,34 @@ def cross_validate(recipe: Recipe, characters: CharacterImages, folds_run: int =
     folds = grouped_kfold(characters.writers, FOLDS, FOLD_SEED)[:folds_run]
     logits = torch.full((len(characters), len(CLASS_CHARACTERS)), float("nan"))
     per_fold = []
-    single_view = replace(recipe, test_time_views=0)
     for fold, (train_index, validation_index) in enumerate(folds):
         train_part = characters.subset(train_index)
         reference = geometry_reference(train_part.geometry)
-        training = replace(recipe.training, seed=fold)
-        model = build_model(recipe.model, seed=fold)
-        result = train(model, network_inputs(train_part, recipe, reference), training, progress=progress,
+        result = train(build_model(recipe.model, seed=fold), network_inputs(train_part, recipe, reference),
+                       replace(recipe.training, seed=fold), progress=progress,
                        description=f"{description} fold {fold + 1}/{len(folds)}")
         validation = network_inputs(characters.subset(validation_index), recipe, reference)
         fold_logits = recipe.predict(result.model, validation)
         logits[validation_index] = fold_logits
-        single_view_predictions = single_view.predict(result.model, validation).argmax(1)
+        single_view = replace(recipe, test_time_views=0).predict(result.model, validation).argmax(1)
         if save_first_fold_to is not None and fold == 0:
             save_final(result, recipe, reference, characters, save_first_fold_to,
                        {"note": "fold 1 of writer-grouped CV; trained without the validation writers"})
-        predictions = fold_logits.argmax(1)
-        validation_writers = characters.writers[validation_index]
-        writer_decoded = (writer_consistent_predictions(fold_logits, validation_writers, validation.labels, CLASS_CHARACTERS)
-                          if bool((validation_writers >= 0).all()) else None)  # names without a writer: not decodable
-        per_fold.append({"fold": fold, "validation_writers": sorted(set(validation_writers.tolist())),
-                         "accuracy": analysis.accuracy(predictions, validation.labels),
-                         "accuracy_writer_decoded": None if writer_decoded is None
-                                                    else analysis.accuracy(writer_decoded, validation.labels),
-                         "accuracy_case_merged": analysis.case_merged_accuracy(predictions, validation.labels),
-                         "accuracy_single_view": analysis.accuracy(single_view_predictions, validation.labels),
-                         "accuracy_case_merged_single_view": analysis.case_merged_accuracy(single_view_predictions, validation.labels),
+        predictions, labels = fold_logits.argmax(1), validation.labels
+        writers = characters.writers[validation_index]
+        decoded = (writer_consistent_predictions(fold_logits, writers, labels, CLASS_CHARACTERS)
+                   if bool((writers >= 0).all()) else None)  # names without a writer: not decodable
+        per_fold.append({"fold": fold, "validation_writers": sorted(set(writers.tolist())),
+                         "accuracy": analysis.accuracy(predictions, labels),
+                         "accuracy_writer_decoded": None if decoded is None else analysis.accuracy(decoded, labels),
+                         "accuracy_case_merged": analysis.case_merged_accuracy(predictions, labels),
+                         "accuracy_single_view": analysis.accuracy(single_view, labels),
+                         "accuracy_case_merged_single_view": analysis.case_merged_accuracy(single_view, labels),
                          "train_seconds": result.history[-1]["wall_seconds"], "history": result.history})
-    scored = ~torch.isnan(logits[:, 0])
-    return {"recipe": recipe.to_dict(), "folds": per_fold, "out_of_fold_logits": logits, "scored": scored,
-            "accuracy": analysis.summarise([f["accuracy"] for f in per_fold]),
-            "accuracy_case_merged": analysis.summarise([f["accuracy_case_merged"] for f in per_fold]),
-            "accuracy_writer_decoded": analysis.summarise([f["accuracy_writer_decoded"] for f in per_fold])}
-
-
-def train_final(recipe: Recipe, characters: CharacterImages, progress: bool | None = None):
-    reference = geometry_reference(characters.geometry)
-    model = build_model(recipe.model, seed=0)
-    result = train(model, network_inputs(characters, recipe, reference), replace(recipe.training, seed=0),
-                   progress=progress, description="final model, all 2,480 images")
-    return result, reference
+    return {"recipe": recipe.to_dict(), "folds": per_fold, "out_of_fold_logits": logits,
+            "scored": ~torch.isnan(logits[:, 0]),
+            **{key: analysis.summarise([f[key] for f in per_fold])
+               for key in ("accuracy", "accuracy_case_merged", "accuracy_writer_decoded")}}
 
 
 def save_final(result, recipe: Recipe, reference: list[float], characters: CharacterImages, path, metrics: dict):
@@ -191,17 +174,18 @@ def run_experiment(budget: str, progress: bool | None = None, save_first_fold_to
     ablations = {}
     for name, change in ABLATIONS.items():
         ablated = change(recipe)
-        data = characters if ablated.preprocessing == "mnist" else load_trainpart1(preprocessing=ablated.preprocessing,
-                                                                                  allow_standin=standin_allowed(budget))
+        data = characters if ablated.preprocessing == "mnist" else load_trainpart1(
+            preprocessing=ablated.preprocessing, allow_standin=standin_allowed(budget))
         ablations[name] = cross_validate(ablated, data, settings["ablation_folds_run"], progress, name)
-    final, reference = train_final(recipe, characters, progress)
+    reference = geometry_reference(characters.geometry)  # the final network: all 2,480 images
+    final = train(build_model(recipe.model, seed=0), network_inputs(characters, recipe, reference),
+                  replace(recipe.training, seed=0), progress=progress, description="final model, all 2,480 images")
     metrics = {"cv_accuracy": main["accuracy"], "cv_accuracy_case_merged": main["accuracy_case_merged"]}
     path = save_final(final, recipe, reference, characters, checkpoint_dir(budget) / "task1.pt", metrics)
     results = {"budget": budget, "data": characters.source.describe(), "device": final.device,
-               "main": main, "ablations": ablations, "final_history": final.history, "checkpoint": project_relative(path),
-               "total_seconds": time.perf_counter() - started}
-    results["summary"] = {"cv_accuracy": main["accuracy"], "cv_accuracy_case_merged": main["accuracy_case_merged"],
-                          "cv_accuracy_writer_decoded": main["accuracy_writer_decoded"]}
+               "main": main, "ablations": ablations, "final_history": final.history,
+               "checkpoint": project_relative(path), "total_seconds": time.perf_counter() - started,
+               "summary": {**metrics, "cv_accuracy_writer_decoded": main["accuracy_writer_decoded"]}}
     results["headline"] = headline_rows(results, budget)
     save_results("task1", budget, _without_tensors(results))
     return results
@@ -216,26 +200,19 @@ def _without_tensors(results: dict) -> dict:
 
 
 def headline_rows(results: dict, budget: str) -> list[dict]:
-    command = "make reproduce  # task1.ipynb" if budget == "full" else "PLAYMNIST_BUDGET=quick ..."
-    main = results["main"]
-    folds = len(main["folds"])
-    rows = [
-        {"what": f"writer-grouped {folds}-fold CV top-1 (62 classes, unseen writers)",
-         "value": f"{100 * main['accuracy']['mean']:.2f} ± {100 * main['accuracy']['std']:.2f} % (n={folds} folds)",
-         "command": command, "machine": results["device"]},
-        {"what": "same, case-ambiguous classes merged",
-         "value": f"{100 * main['accuracy_case_merged']['mean']:.2f} ± {100 * main['accuracy_case_merged']['std']:.2f} %",
-         "command": command, "machine": results["device"]},
-    ]
-    if "accuracy_writer_decoded" in main:
-        decoded = main["accuracy_writer_decoded"]
-        rows.append({"what": "same network, writer-consistent decoding (each writer's images get distinct classes; "
-                             "transductive, `evaluate --decode writer`)",
-                     "value": f"{100 * decoded['mean']:.2f} ± {100 * decoded['std']:.2f} %",
-                     "command": command, "machine": results["device"]})
+    main, folds = results["main"], len(results["main"]["folds"])
+
+    def mean_std(summary: dict) -> str:
+        return f"{100 * summary['mean']:.2f} ± {100 * summary['std']:.2f} %"
+    rows = [(f"writer-grouped {folds}-fold CV top-1 (62 classes, unseen writers)",
+             f"{mean_std(main['accuracy'])} (n={folds} folds)"),
+            ("same, case-ambiguous classes merged", mean_std(main["accuracy_case_merged"]))]
+    if "accuracy_writer_decoded" in main:  # results from before writer-consistent decoding lack it
+        rows.append(("same network, writer-consistent decoding (each writer's images get distinct classes; "
+                     "transductive, `evaluate --decode writer`)", mean_std(main["accuracy_writer_decoded"])))
     plain = results["ablations"].get("plain 32x32 resize, no geometry (public solutions)")
     if plain:
-        rows.append({"what": "CV top-1 with the public solutions' preprocessing (plain 32x32 resize)",
-                     "value": f"{100 * plain['accuracy']['mean']:.2f} ± {100 * plain['accuracy']['std']:.2f} %",
-                     "command": command, "machine": results["device"]})
-    return rows
+        rows.append(("CV top-1 with the public solutions' preprocessing (plain 32x32 resize)",
+                     mean_std(plain["accuracy"])))
+    command = "make reproduce  # task1.ipynb" if budget == "full" else "PLAYMNIST_BUDGET=quick ..."
+    return [{"what": what, "value": value, "command": command, "machine": results["device"]} for what, value in rows]

@@ -1,11 +1,10 @@
 """Task 2: does pretraining on trainPart1's 400 digit drawings help a network learn MNIST?
 
-The experiment: pretrain on the digit classes 0-9 of trainPart1 (preprocessed to MNIST's
-convention), then train on MNIST from (a) that network, (b) random initialisation and (c) the
-Task 1 62-class network when its checkpoint exists; same architecture, recipe and budget, several
-seeds each, paired by seed. 5,000 of MNIST's training images (a seeded, stratified draw) are held
-out as validation for every choice; the test set is only measured. `run_experiment` returns
-everything the notebook shows and is what `python -m src train task2` runs.
+The experiment: pretrain on the digit classes 0-9 of trainPart1 (preprocessed to MNIST's convention), then train on
+MNIST from (a) that network, (b) random initialisation and (c) the Task 1 62-class network when its checkpoint
+exists; same architecture, recipe and budget, several seeds each, paired by seed. 5,000 of MNIST's training images
+(a seeded, stratified draw) are held out as validation for every choice; the test set is only measured.
+`run_experiment` returns everything the notebook shows and is what `python -m src train task2` runs.
 """
 from __future__ import annotations
 
@@ -74,14 +73,6 @@ def digit_drawings(budget: str | None = None) -> tuple[LabelledImages, object]:
     return LabelledImages(characters.images[digits], characters.labels[digits]), characters.source
 
 
-def pretrain_on_digits(budget: str, seed: int = 0, progress: bool | None = None):
-    """Train the network on the 400 digits; returns the result and its zero-shot MNIST test accuracy."""
-    digits, source = digit_drawings(budget)
-    config = replace(PRETRAIN, epochs=BUDGETS[budget]["pretrain_epochs"], seed=seed)
-    result = train(build_model(MODEL, seed=seed), digits, config, progress=progress, description="pretrain on 400 digits")
-    return result, source
-
-
 def start_network(start: str, pretrained: torch.nn.Module | None, seed: int, task1_checkpoint=None) -> torch.nn.Module:
     if start == "scratch":
         return build_model(MODEL, seed=seed)
@@ -94,39 +85,28 @@ def start_network(start: str, pretrained: torch.nn.Module | None, seed: int, tas
 
 def train_on_mnist(network: torch.nn.Module, train_set: LabelledImages, validation: LabelledImages,
                    test: LabelledImages, config: TrainConfig, progress: bool | None = None, description: str = "mnist"):
-    """One MNIST run: per-epoch metrics on a fixed sample of the training images, the validation and
-    the test set (all measured alike: evaluation mode, no augmentation, plain cross-entropy), and
-    test accuracy every N steps."""
+    """One MNIST run: per-epoch metrics on a fixed sample of the training images, the validation and the test set
+    (all measured alike: evaluation mode, no augmentation, plain cross-entropy), and test accuracy every N steps."""
     initial = {name: value.detach().clone() for name, value in network.state_dict().items()}
     train_sample = stratified_subset(train_set, TRAIN_SAMPLE_IMAGES, seed=0)
     result = train(network, train_set, config,
                    evaluation_sets={"train_sample": train_sample, "validation": validation, "test": test},
                    step_evaluation_sets={"test": test}, progress=progress, description=description)
-    logits = predict_logits(result.model, test.images).cpu()
-    probabilities = torch.softmax(logits, 1)
+    probabilities = torch.softmax(predict_logits(result.model, test.images).cpu(), 1)
+    last, steps = result.history[-1], result.step_evaluations
     return result, {
-        "final_test_accuracy": result.history[-1]["test_accuracy"],
-        "final_validation_accuracy": result.history[-1]["validation_accuracy"],
+        "final_test_accuracy": last["test_accuracy"],
+        "final_validation_accuracy": last["validation_accuracy"],
         # Measured like with like: the training-loop loss is label-smoothed and on augmented images.
-        "generalisation_gap": result.history[-1]["validation_loss"] - result.history[-1]["train_sample_loss"],
-        "accuracy_gap": result.history[-1]["train_sample_accuracy"] - result.history[-1]["validation_accuracy"],
+        "generalisation_gap": last["validation_loss"] - last["train_sample_loss"],
+        "accuracy_gap": last["train_sample_accuracy"] - last["validation_accuracy"],
         "expected_calibration_error": analysis.expected_calibration_error(probabilities, test.labels),
         "reliability": analysis.reliability_bins(probabilities, test.labels),
-        "reached": {str(t): analysis.first_reaching(result.step_evaluations, "test_accuracy", t) for t in THRESHOLDS},
-        "accuracy_after_steps": {str(s): analysis.value_at_step(result.step_evaluations, "test_accuracy", s) for s in EARLY_STEPS},
+        "reached": {str(t): analysis.first_reaching(steps, "test_accuracy", t) for t in THRESHOLDS},
+        "accuracy_after_steps": {str(s): analysis.value_at_step(steps, "test_accuracy", s) for s in EARLY_STEPS},
         "layer_change": analysis.relative_weight_change(initial, result.model.state_dict()),
-        "history": result.history, "step_evaluations": result.step_evaluations,
-        "train_seconds": result.history[-1]["wall_seconds"],
+        "history": result.history, "step_evaluations": steps, "train_seconds": last["wall_seconds"],
     }
-
-
-def mnist_sets(budget: str):
-    """Train/validation/test for a budget: the quick budget trains and measures on subsets."""
-    settings = BUDGETS[budget]
-    train_set, validation, test, source = load_mnist_splits(VALIDATION_IMAGES)
-    return (stratified_subset(train_set, settings["mnist_train_images"]),
-            stratified_subset(validation, settings["test_images"]),
-            stratified_subset(test, settings["test_images"]), source)
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -134,46 +114,49 @@ def mnist_sets(budget: str):
 def run_experiment(budget: str, progress: bool | None = None) -> dict:
     settings = BUDGETS[budget]
     started = time.perf_counter()
-    pretrained_result, digits_source = pretrain_on_digits(budget, seed=0, progress=progress)
+    digits, digits_source = digit_drawings(budget)
+    pretrain_recipe = replace(PRETRAIN, epochs=settings["pretrain_epochs"])
+    pretrained_result = train(build_model(MODEL, seed=0), digits, pretrain_recipe, progress=progress,
+                              description="pretrain on 400 digits")
     pretrained = pretrained_result.model.cpu()
-    train_set, validation, test, mnist_source = mnist_sets(budget)
+    train_set, validation, test, mnist_source = load_mnist_splits(VALIDATION_IMAGES)
+    train_set = stratified_subset(train_set, settings["mnist_train_images"])  # the quick budget uses subsets
+    validation, test = (stratified_subset(part, settings["test_images"]) for part in (validation, test))
     zero_shot = analysis.accuracy(predict_logits(pretrained, test.images).argmax(1).cpu(), test.labels)
     checkpoints = checkpoint_dir(budget)
+    metadata = {"task": "task2", "classes": DIGIT_CHARACTERS, "preprocessing": "mnist"}
     finished_checkpoint(checkpoints / "task2_digits_pretrained.pt", pretrained_result,
-                        {"task": "task2", "classes": DIGIT_CHARACTERS, "preprocessing": "mnist",
-                         "data": digits_source.describe(), "metrics": {"mnist_test_accuracy_zero_shot": zero_shot}})
+                        {**metadata, "data": digits_source.describe(),
+                         "metrics": {"mnist_test_accuracy_zero_shot": zero_shot}})
     task1_checkpoint = checkpoint_dir("full") / "task1.pt"
     starts = [s for s in STARTS if s != "task1" or task1_checkpoint.exists()]
-    recipe = replace(MNIST_RECIPE, epochs=settings["mnist_epochs"], evaluate_every_steps=settings["evaluate_every_steps"])
+    recipe = replace(MNIST_RECIPE, epochs=settings["mnist_epochs"],
+                     evaluate_every_steps=settings["evaluate_every_steps"])
 
-    runs = {start: [] for start in starts}
-    best = {}
+    runs, best = {start: [] for start in starts}, {}
     for seed in range(settings["seeds"]):
         for start in starts:
-            network = start_network(start, pretrained, seed, task1_checkpoint)
-            result, metrics = train_on_mnist(network, train_set, validation, test, replace(recipe, seed=seed),
-                                             progress=progress, description=f"{start} seed {seed}")
+            result, metrics = train_on_mnist(start_network(start, pretrained, seed, task1_checkpoint), train_set,
+                                             validation, test, replace(recipe, seed=seed), progress=progress,
+                                             description=f"{start} seed {seed}")
             runs[start].append({"seed": seed, **metrics})
             # "Best" is chosen on validation accuracy, never on the test set.
             if start not in best or metrics["final_validation_accuracy"] > best[start][0]:
                 best[start] = (metrics["final_validation_accuracy"], result, seed)
 
-    names = {"pretrained": "task2_mnist_pretrained.pt", "scratch": "task2_mnist_scratch.pt",
-             "task1": "task2_mnist_from_task1.pt"}
-    for start, (_, result, seed) in best.items():
-        finished_checkpoint(checkpoints / names[start], result,
-                            {"task": "task2", "classes": DIGIT_CHARACTERS, "preprocessing": "mnist", "start": start,
-                             "seed": seed, "data": mnist_source.describe(),
-                             "metrics": {k: v for k, v in runs[start][seed].items()
-                                         if k in ("final_test_accuracy", "final_validation_accuracy",
-                                                  "expected_calibration_error")}})
+    for start, (_, result, seed) in best.items():  # task2_mnist_pretrained.pt, _scratch.pt, _from_task1.pt
+        name = "from_task1" if start == "task1" else start
+        finished_checkpoint(checkpoints / f"task2_mnist_{name}.pt", result, {
+            **metadata, "start": start, "seed": seed, "data": mnist_source.describe(),
+            "metrics": {k: runs[start][seed][k]
+                        for k in ("final_test_accuracy", "final_validation_accuracy", "expected_calibration_error")}})
 
-    sweep = data_size_sweep(budget, pretrained, train_set, validation, test, progress)
     results = {
         "budget": budget, "data": [digits_source.describe(), mnist_source.describe()],
         "pretrain": {"history": pretrained_result.history, "mnist_test_accuracy_zero_shot": zero_shot},
-        "recipe": recipe.to_dict(), "pretrain_recipe": replace(PRETRAIN, epochs=settings["pretrain_epochs"]).to_dict(),
-        "runs": runs, "sweep": sweep, "device": pretrained_result.device, "mnist_train_images": len(train_set),
+        "recipe": recipe.to_dict(), "pretrain_recipe": pretrain_recipe.to_dict(),
+        "runs": runs, "sweep": data_size_sweep(budget, pretrained, train_set, validation, test, progress),
+        "device": pretrained_result.device, "mnist_train_images": len(train_set),
         "total_seconds": time.perf_counter() - started,
     }
     results["summary"] = summarise(results)
@@ -186,9 +169,7 @@ def data_size_sweep(budget: str, pretrained, train_set, validation, test, progre
     """Pretrained vs scratch on MNIST subsets; small subsets get more epochs (a minimum step count)."""
     settings = BUDGETS[budget]
     rows = []
-    for size in settings["sweep_sizes"]:
-        if size >= len(train_set):
-            continue
+    for size in [size for size in settings["sweep_sizes"] if size < len(train_set)]:
         for seed in range(settings["sweep_seeds"]):
             keep, _ = stratified_split(train_set.labels, 1 - size / len(train_set), seed=SWEEP_SUBSET_SEED + seed)
             subset = train_set.subset(keep)
@@ -196,32 +177,47 @@ def data_size_sweep(budget: str, pretrained, train_set, validation, test, progre
             epochs = max(settings["mnist_epochs"], -(-settings["sweep_min_steps"] // steps_per_epoch))
             config = replace(MNIST_RECIPE, epochs=epochs, seed=seed, evaluate_every_steps=0)
             for start in ("pretrained", "scratch"):
-                network = start_network(start, pretrained, seed)
-                result = train(network, subset, config, progress=progress, description=f"{size} images, {start}, seed {seed}")
+                result = train(start_network(start, pretrained, seed), subset, config, progress=progress,
+                               description=f"{size} images, {start}, seed {seed}")
                 accuracy = analysis.accuracy(predict_logits(result.model, test.images).argmax(1).cpu(), test.labels)
                 rows.append({"size": size, "start": start, "seed": seed, "epochs": epochs, "test_accuracy": accuracy})
     return rows
 
 
-# ----------------------------------------------------------------------------- summaries
+# ----------------------------------------------------------------------------- summaries (Task 3 shares them)
+
+def over_seeds(runs: list[dict], value) -> dict:
+    """analysis.summarise of `value` (a key, or a function of a run) over a condition's runs, one per seed."""
+    return analysis.summarise([value(r) if callable(value) else r[value] for r in runs])
+
+
+def paired_by_seed(first: list[dict], second: list[dict], value) -> dict:
+    """Paired t-test of `value` (a key, or a function of a run) between two conditions' runs, seed by seed."""
+    first, second = ([value(r) if callable(value) else r[value] for r in runs] for runs in (first, second))
+    return analysis.paired_t_test(first, second)
+
+
+def reached_summary(runs: list[dict], thresholds, **measures) -> dict:
+    """Per threshold: how many runs reached it, and over those runs each measure (a function of run and threshold)."""
+    return {t: {"reached_in": sum(r["reached"][t] is not None for r in runs), "of": len(runs),
+                **{name: analysis.summarise([measure(r, t) for r in runs if r["reached"][t]])
+                   for name, measure in measures.items()}}
+            for t in map(str, thresholds)}
+
 
 def summarise(results: dict) -> dict:
     runs = results["runs"]
     summary = {}
     for start, rows in runs.items():
         summary[start] = {
-            "final_test_accuracy": analysis.summarise([r["final_test_accuracy"] for r in rows]),
-            "expected_calibration_error": analysis.summarise([r["expected_calibration_error"] for r in rows]),
-            "generalisation_gap": analysis.summarise([r["generalisation_gap"] for r in rows]),
-            "accuracy_gap": analysis.summarise([r["accuracy_gap"] for r in rows]),
-            "images_per_second": analysis.summarise([float(np.median([h["images_per_second"] for h in r["history"]]))
-                                                     for r in rows]),
-            "train_seconds": analysis.summarise([r["train_seconds"] for r in rows]),
-            "reached": {t: {"reached_in": sum(r["reached"][t] is not None for r in rows), "of": len(rows),
-                            "steps": analysis.summarise([r["reached"][t]["step"] for r in rows if r["reached"][t]]),
-                            "wall_seconds": analysis.summarise([r["reached"][t]["wall_seconds"] for r in rows if r["reached"][t]])}
-                        for t in map(str, THRESHOLDS)},
-            "accuracy_after_steps": {s: analysis.summarise([r["accuracy_after_steps"][s] for r in rows])
+            **{key: over_seeds(rows, key)
+               for key in ("final_test_accuracy", "expected_calibration_error", "generalisation_gap", "accuracy_gap")},
+            "images_per_second": over_seeds(
+                rows, lambda r: float(np.median([h["images_per_second"] for h in r["history"]]))),
+            "train_seconds": over_seeds(rows, "train_seconds"),
+            "reached": reached_summary(rows, THRESHOLDS, steps=lambda r, t: r["reached"][t]["step"],
+                                       wall_seconds=lambda r, t: r["reached"][t]["wall_seconds"]),
+            "accuracy_after_steps": {s: over_seeds(rows, lambda r: r["accuracy_after_steps"][s])
                                      for s in map(str, EARLY_STEPS)},
         }
     for start in ("pretrained", "task1"):
@@ -233,15 +229,13 @@ def summarise(results: dict) -> dict:
 def paired_comparison(first: list[dict], second: list[dict]) -> dict:
     """Paired t-tests, seed by seed, of one condition against another: final accuracy, accuracy
     after the early step counts, and optimizer steps to each threshold (where every run reached it)."""
-    paired = {"final_test_accuracy": analysis.paired_t_test([r["final_test_accuracy"] for r in first],
-                                                            [r["final_test_accuracy"] for r in second])}
+    paired = {"final_test_accuracy": paired_by_seed(first, second, "final_test_accuracy")}
     for steps in map(str, EARLY_STEPS):
-        paired[f"accuracy_after_{steps}_steps"] = analysis.paired_t_test(
-            [r["accuracy_after_steps"][steps] or 0.0 for r in first], [r["accuracy_after_steps"][steps] or 0.0 for r in second])
+        paired[f"accuracy_after_{steps}_steps"] = paired_by_seed(
+            first, second, lambda r: r["accuracy_after_steps"][steps] or 0.0)
     for threshold in map(str, THRESHOLDS):
         if all(r["reached"][threshold] for r in first + second):
-            paired[f"steps_to_{threshold}"] = analysis.paired_t_test([r["reached"][threshold]["step"] for r in first],
-                                                                     [r["reached"][threshold]["step"] for r in second])
+            paired[f"steps_to_{threshold}"] = paired_by_seed(first, second, lambda r: r["reached"][threshold]["step"])
     return paired
 
 
@@ -273,25 +267,29 @@ def mean_confidence(run: dict) -> float:
     return sum(b["count"] * b["confidence"] for b in bins) / sum(b["count"] for b in bins)
 
 
+def percent_over_seeds(summary: dict) -> str:
+    return f"{100 * summary['mean']:.2f} ± {100 * summary['std']:.2f} % (n={summary['n']})"
+
+
+def headline(rows: list[tuple[str, str]], results: dict, command: str) -> list[dict]:
+    """The README's headline rows: each (what, value) with the command and the machine behind it."""
+    return [{"what": what, "value": value, "command": command, "machine": results["device"]} for what, value in rows]
+
+
 def headline_rows(results: dict, budget: str) -> list[dict]:
-    command = "make reproduce  # task2.ipynb, full budget" if budget == "full" else "PLAYMNIST_BUDGET=quick ..."
-    rows = []
+    summary = results["summary"]
     labels = {"pretrained": "MNIST test accuracy, from the 400-digit pretrained network",
               "scratch": "MNIST test accuracy, from random initialisation",
               "task1": "MNIST test accuracy, from the Task 1 network"}
-    for start, label in labels.items():
-        if start in results["summary"]:
-            summary = results["summary"][start]["final_test_accuracy"]
-            rows.append({"what": label, "value": f"{100 * summary['mean']:.2f} ± {100 * summary['std']:.2f} % (n={summary['n']})",
-                         "command": command, "machine": results["device"]})
-    paired = results["summary"].get("pretrained_minus_scratch", {}).get("final_test_accuracy")
+    rows = [(label, percent_over_seeds(summary[start]["final_test_accuracy"]))
+            for start, label in labels.items() if start in summary]
+    paired = summary.get("pretrained_minus_scratch", {}).get("final_test_accuracy")
     if paired:
-        rows.append({"what": "pretrained minus scratch, paired by seed",
-                     "value": f"{100 * paired['mean_difference']:+.3f} points, p = {paired['p_value']:.2f}",
-                     "command": command, "machine": results["device"]})
-    steps = {start: results["summary"][start]["reached"]["0.99"]["steps"] for start in labels if start in results["summary"]}
+        rows.append(("pretrained minus scratch, paired by seed",
+                     f"{100 * paired['mean_difference']:+.3f} points, p = {paired['p_value']:.2f}"))
+    steps = {start: summary[start]["reached"]["0.99"]["steps"] for start in labels if start in summary}
     if steps:
-        rows.append({"what": "optimizer steps (batch 128) to 99 % test accuracy: " + " / ".join(steps),
-                     "value": " / ".join(f"{s['mean']:.0f} ± {s['std']:.0f}" for s in steps.values()),
-                     "command": command, "machine": results["device"]})
-    return rows
+        rows.append(("optimizer steps (batch 128) to 99 % test accuracy: " + " / ".join(steps),
+                     " / ".join(f"{s['mean']:.0f} ± {s['std']:.0f}" for s in steps.values())))
+    return headline(rows, results, "make reproduce  # task2.ipynb, full budget" if budget == "full"
+                    else "PLAYMNIST_BUDGET=quick ...")

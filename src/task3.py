@@ -6,12 +6,11 @@ Four ways to train, each from scratch and from the Task 1 network (new 10-class 
                  Yu et al. 2018), which needs no estimate of how the folders were assigned;
   corrected      forward-corrected cross-entropy through T[true digit, folder] (Patrini et al. 2017),
                  with T estimated from the naive network's predictions on held-out images;
-  two-stage   the corrected network labels the training images (confident ones, never its own
-              folder), then ordinary training on those pseudo-labels.
-Learning uses mnistTask3's images and folders only (and the Task 1 network); MNIST's training
-labels are never read here, except to build and check the offline stand-in (`standins.py`). The
-MNIST test set is only measured; choices use a held-out 10 % of mnistTask3. `run_experiment` is
-what both the notebook and `python -m src train task3` run.
+  two-stage      the corrected network labels the training images (confident ones, never its own
+                 folder), then ordinary training on those pseudo-labels.
+Learning uses mnistTask3's images and folders only (and the Task 1 network); MNIST's training labels are never
+read here, except to build and check the offline stand-in (`standins.py`). The MNIST test set is only measured;
+choices use a held-out 10 % of mnistTask3. `run_experiment` is what the notebook and `python -m src train task3` run.
 """
 from __future__ import annotations
 
@@ -24,11 +23,12 @@ from . import analysis
 from .classes import DIGIT_CHARACTERS
 from .datasets import NoisyDigits, load_mnisttask3
 from .mnist import load_mnist
-from .task2 import MNIST_RECIPE, start_network as task2_start_network
-from .noisy_labels import (bootstrap_transition_matrix, complementary_loss, confident_pseudo_labels, estimate_transition_matrix, forward_corrected_loss,
-                           least_likely_folder)
+from .noisy_labels import (bootstrap_transition_matrix, complementary_loss, confident_pseudo_labels,
+                           estimate_transition_matrix, forward_corrected_loss, least_likely_folder)
 from .runs import checkpoint_dir, save_results, standin_allowed
 from .splits import stratified_split, stratified_subset
+from .task2 import (MNIST_RECIPE, headline, over_seeds, paired_by_seed, percent_over_seeds, reached_summary,
+                    start_network)
 from .train import LabelledImages, TrainConfig, finished_checkpoint, predict_logits, train
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -72,15 +72,10 @@ def split_mnisttask3(noisy: NoisyDigits, train_images: int | None = None):
     """Training and held-out validation parts, both labelled by folder only."""
     train_index, validation_index = stratified_split(noisy.folder_labels, VALIDATION_FRACTION, seed=0)
     if train_images:
-        train_index = train_index[torch.randperm(len(train_index), generator=torch.Generator().manual_seed(0))[:train_images]]
+        shuffled = torch.randperm(len(train_index), generator=torch.Generator().manual_seed(0))
+        train_index = train_index[shuffled[:train_images]]
     return (LabelledImages(noisy.images[train_index], noisy.folder_labels[train_index]),
-            LabelledImages(noisy.images[validation_index], noisy.folder_labels[validation_index]),
-            train_index, validation_index)
-
-
-def start_network(start: str, seed: int, task1_checkpoint) -> torch.nn.Module:
-    """"scratch", or "pretrained": the Task 1 network under a new 10-class head."""
-    return task2_start_network("scratch" if start == "scratch" else "task1", None, seed, task1_checkpoint)
+            LabelledImages(noisy.images[validation_index], noisy.folder_labels[validation_index]), validation_index)
 
 
 def run_training(network, train_set: LabelledImages, test: LabelledImages, config: TrainConfig, loss_function=None,
@@ -100,14 +95,6 @@ def run_training(network, train_set: LabelledImages, test: LabelledImages, confi
     }
 
 
-def estimate_transition_from(naive_model, validation: LabelledImages) -> tuple[torch.Tensor, torch.Tensor]:
-    """T[digit, folder] from held-out images: the naive network's least likely folder is taken as
-    the digit, and T counts where images of each inferred digit actually sit."""
-    folder_logits = predict_logits(naive_model, validation.images).cpu()
-    inferred = least_likely_folder(folder_logits)
-    return estimate_transition_matrix(inferred, validation.labels), inferred
-
-
 def image_statistics(images: torch.Tensor) -> dict:
     """What a JPEG round trip leaves on an MNIST digit: a histogram of pixel values (32 bins) and the
     share of background pixels (value < 32 of 255) that are not exactly 0, as MNIST's are."""
@@ -121,8 +108,7 @@ def image_statistics(images: torch.Tensor) -> dict:
 def folder_is_digit_images(model, noisy: NoisyDigits) -> dict:
     """Images whose folder *is* their digit according to `model` (a network trained without clean
     labels): how many, which (file numbers, for a grid), and how they spread over the digits."""
-    predicted = predict_logits(model, noisy.images).argmax(1).cpu()
-    agrees = predicted == noisy.folder_labels
+    agrees = predict_logits(model, noisy.images).argmax(1).cpu() == noisy.folder_labels
     return {"count": int(agrees.sum()), "share": float(agrees.float().mean()),
             "per_digit": torch.bincount(noisy.folder_labels[agrees], minlength=10).tolist(),
             "indices": torch.nonzero(agrees).flatten()[:200].tolist()}  # enough for a grid
@@ -140,8 +126,8 @@ def audit_transition_matrix(noisy: NoisyDigits) -> torch.Tensor:
 
 def folder_is_digit_probability(transition: torch.Tensor, folder_labels: torch.Tensor) -> float:
     """P(folder = digit), weighting each digit's diagonal entry by how common it is."""
-    shares = torch.bincount(folder_labels, minlength=10).float()
-    shares = shares / shares.sum()  # folders are close to uniform, so are digits
+    # The digits' shares are unknown; the folders' are close to uniform, and so are the digits'.
+    shares = torch.bincount(folder_labels, minlength=10).float() / len(folder_labels)
     return float((transition.diag() * shares).sum())
 
 
@@ -151,65 +137,67 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
     settings = BUDGETS[budget]
     started = time.perf_counter()
     noisy = load_mnisttask3(allow_standin=standin_allowed(budget))
-    train_set, validation, train_index, validation_index = split_mnisttask3(noisy, settings["train_images"])
+    train_set, validation, validation_index = split_mnisttask3(noisy, settings["train_images"])
     test_images, test_labels, mnist_source = load_mnist("test")
     test = stratified_subset(LabelledImages(test_images, test_labels), settings["test_images"])
     task1_checkpoint = checkpoint_dir("full") / "task1.pt"
     if not task1_checkpoint.exists():
         task1_checkpoint = checkpoint_dir("quick") / "task1.pt"
     starts = [s for s in STARTS if s == "scratch" or task1_checkpoint.exists()]
-    every = settings["evaluate_every_steps"]
     checkpoints = checkpoint_dir(budget)
     metadata = {"task": "task3", "classes": DIGIT_CHARACTERS, "preprocessing": "mnist", "data": noisy.source.describe()}
+
+    def stage(config: TrainConfig, epochs: str, seed: int, start: str, description: str, data=train_set,
+              loss_function=None):
+        """One run of a method's recipe with the budget's `epochs`, from scratch or from the Task 1 network."""
+        network = start_network("scratch" if start == "scratch" else "task1", None, seed, task1_checkpoint)
+        config = replace(config, epochs=settings[epochs], evaluate_every_steps=settings["evaluate_every_steps"],
+                         seed=seed)
+        return run_training(network, data, test, config, loss_function, progress, description)
+
+    def held_out(model) -> torch.Tensor:
+        return predict_logits(model, validation.images).cpu()
 
     # 1. Naive: folders as labels.
     naive, naive_models = {}, {}
     for start in starts:
-        config = replace(NAIVE, epochs=settings["naive_epochs"], evaluate_every_steps=every, seed=NAIVE_SEED)
-        result, metrics = run_training(start_network(start, NAIVE_SEED, task1_checkpoint), train_set, test, config,
-                                       progress=progress, description=f"naive, {start}")
-        test_logits = predict_logits(result.model, test.images).cpu()
-        metrics["mnist_test_accuracy_of_least_likely_folder"] = analysis.accuracy(least_likely_folder(test_logits), test.labels)
-        metrics["validation_folder_accuracy"] = analysis.accuracy(predict_logits(result.model, validation.images).argmax(1).cpu(), validation.labels)
+        result, metrics = stage(NAIVE, "naive_epochs", NAIVE_SEED, start, f"naive, {start}")
+        least_likely = least_likely_folder(predict_logits(result.model, test.images).cpu())
+        metrics["mnist_test_accuracy_of_least_likely_folder"] = analysis.accuracy(least_likely, test.labels)
+        metrics["validation_folder_accuracy"] = analysis.accuracy(held_out(result.model).argmax(1), validation.labels)
         naive[start], naive_models[start] = metrics, result.model
         finished_checkpoint(checkpoints / f"task3_naive_{start}.pt", result,
                             {**metadata, "method": "naive", "start": start,
                              "metrics": {"mnist_test_accuracy": metrics["mnist_test_accuracy"]}})
 
-    # 2. The transition matrix, from the naive scratch network on held-out images, with its uncertainty.
-    transition, inferred = estimate_transition_from(naive_models["scratch"], validation)
+    # 2. T[digit, folder] from held-out images, with its uncertainty: the naive scratch network's least likely
+    # folder is taken as the digit, and T counts where images of each inferred digit actually sit.
+    inferred = least_likely_folder(held_out(naive_models["scratch"]))
+    transition = estimate_transition_matrix(inferred, validation.labels)
     transition_low, transition_high = bootstrap_transition_matrix(inferred, validation.labels)
 
     # 3. Complementary, corrected, then 4. two-stage, for every start and seed.
-    complementary = {start: [] for start in starts}
-    corrected = {start: [] for start in starts}
-    two_stage = {start: [] for start in starts}
+    runs = {method: {start: [] for start in starts} for method in METHODS}
     best = {}
-    reader = (float("inf"), None, "")  # the network that reads the archive best: lowest held-out complementary loss
-
-    def held_out_complementary_loss(validation_logits: torch.Tensor) -> float:  # needs no T and no clean label
-        return float(complementary_loss(validation_logits, validation.labels))
-
+    # The network that reads the archive best: lowest held-out complementary loss (needs no T and no clean label).
+    readers = []  # (that loss, network, name)
     loss = forward_corrected_loss(transition)
     for seed in range(settings["seeds"]):
         for start in starts:
-            config = replace(COMPLEMENTARY, epochs=settings["complementary_epochs"], evaluate_every_steps=every, seed=seed)
-            plain, metrics = run_training(start_network(start, seed, task1_checkpoint), train_set, test, config,
-                                          complementary_loss, progress, f"complementary, {start}, seed {seed}")
-            metrics["validation_complementary_loss"] = held_out_complementary_loss(
-                predict_logits(plain.model, validation.images).cpu())
+            run = f"{start}, seed {seed}"
+            plain, metrics = stage(COMPLEMENTARY, "complementary_epochs", seed, start, f"complementary, {run}",
+                                   loss_function=complementary_loss)
+            validation_logits = held_out(plain.model)
+            metrics["validation_complementary_loss"] = float(complementary_loss(validation_logits, validation.labels))
             metrics["earlier_stages_seconds"] = 0.0  # needs no T
-            complementary[start].append({"seed": seed, **metrics})
-            reader = min(reader, (metrics["validation_complementary_loss"], plain.model, f"complementary, {start}, seed {seed}"),
-                         key=lambda candidate: candidate[0])
+            runs["complementary"][start].append({"seed": seed, **metrics})
+            readers.append((metrics["validation_complementary_loss"], plain.model, f"complementary, {run}"))
 
-            config = replace(CORRECTED, epochs=settings["corrected_epochs"], evaluate_every_steps=every, seed=seed)
-            first, metrics = run_training(start_network(start, seed, task1_checkpoint), train_set, test, config, loss,
-                                          progress, f"corrected, {start}, seed {seed}")
-            validation_logits = predict_logits(first.model, validation.images).cpu()
+            first, metrics = stage(CORRECTED, "corrected_epochs", seed, start, f"corrected, {run}", loss_function=loss)
+            validation_logits = held_out(first.model)
             metrics["validation_corrected_loss"] = float(loss(validation_logits, validation.labels))
             metrics["earlier_stages_seconds"] = naive["scratch"]["train_seconds"]  # T came from that network
-            corrected[start].append({"seed": seed, **metrics})
+            runs["corrected"][start].append({"seed": seed, **metrics})
             if seed == 0 and start == "scratch":
                 # The naive network's least likely folder is wrong for a few % of images, and each
                 # such image lands on T's diagonal with chance 1/9; the corrected network errs far
@@ -219,17 +207,15 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
             keep, pseudo_labels, _ = confident_pseudo_labels(predict_logits(first.model, train_set.images).cpu(),
                                                              train_set.labels, PSEUDO_LABEL_SHARE)
             pseudo = LabelledImages(train_set.images[keep], pseudo_labels[keep])
-            config = replace(PSEUDO_LABELLED, epochs=settings["pseudo_epochs"], evaluate_every_steps=every, seed=seed)
-            second, metrics = run_training(start_network(start, seed, task1_checkpoint), pseudo, test, config,
-                                           progress=progress, description=f"two-stage, {start}, seed {seed}")
-            validation_logits = predict_logits(second.model, validation.images).cpu()
+            second, metrics = stage(PSEUDO_LABELLED, "pseudo_epochs", seed, start, f"two-stage, {run}", pseudo)
+            validation_logits = held_out(second.model)
             metrics["validation_corrected_loss"] = float(loss(validation_logits, validation.labels))
             metrics["pseudo_labelled_share"] = float(keep.float().mean())
-            metrics["validation_complementary_loss"] = held_out_complementary_loss(validation_logits)
-            metrics["earlier_stages_seconds"] = corrected[start][-1]["earlier_stages_seconds"] + corrected[start][-1]["train_seconds"]
-            two_stage[start].append({"seed": seed, **metrics})
-            reader = min(reader, (metrics["validation_complementary_loss"], second.model, f"two-stage, {start}, seed {seed}"),
-                         key=lambda candidate: candidate[0])
+            metrics["validation_complementary_loss"] = float(complementary_loss(validation_logits, validation.labels))
+            corrected = runs["corrected"][start][-1]
+            metrics["earlier_stages_seconds"] = corrected["earlier_stages_seconds"] + corrected["train_seconds"]
+            runs["two_stage"][start].append({"seed": seed, **metrics})
+            readers.append((metrics["validation_complementary_loss"], second.model, f"two-stage, {run}"))
             # The saved model per start: lowest corrected loss on held-out folders (never the test set).
             if start not in best or metrics["validation_corrected_loss"] < best[start][0]:
                 best[start] = (metrics["validation_corrected_loss"], second, seed, metrics["mnist_test_accuracy"])
@@ -239,19 +225,21 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
                             {**metadata, "method": "two-stage", "start": start, "seed": seed,
                              "transition_matrix": transition, "metrics": {"mnist_test_accuracy": accuracy}})
 
+    _, reader, reader_name = min(readers, key=lambda candidate: candidate[0])
     results = {
         "budget": budget, "data": [noisy.source.describe(), mnist_source.describe()],
         "is_standin": noisy.source.is_standin, "device": first.device,
         "folder_counts": torch.bincount(noisy.folder_labels, minlength=10).tolist(),
         "image_statistics": {"mnistTask3": image_statistics(noisy.images), "MNIST test": image_statistics(test_images)},
-        "folder_is_digit_images": {**folder_is_digit_images(reader[1], noisy), "network": reader[2]},
+        "folder_is_digit_images": {**folder_is_digit_images(reader, noisy), "network": reader_name},
         "naive": naive, "transition_matrix": transition.tolist(),
         "transition_matrix_ci95": [transition_low.tolist(), transition_high.tolist()],
         "folder_is_digit_probability": folder_is_digit_probability(transition, validation.labels),
         "refined_transition_matrix": refined_transition.tolist(),
         "refined_folder_is_digit_probability": folder_is_digit_probability(refined_transition, validation.labels),
-        "complementary": complementary, "corrected": corrected, "two_stage": two_stage,
-        "recipes": {"naive": NAIVE.to_dict(), "complementary": COMPLEMENTARY.to_dict(), "corrected": CORRECTED.to_dict(), "pseudo_labelled": PSEUDO_LABELLED.to_dict(),
+        **runs,
+        "recipes": {"naive": NAIVE.to_dict(), "complementary": COMPLEMENTARY.to_dict(),
+                    "corrected": CORRECTED.to_dict(), "pseudo_labelled": PSEUDO_LABELLED.to_dict(),
                     "pseudo_label_share": PSEUDO_LABEL_SHARE},
         "total_seconds": time.perf_counter() - started,
     }
@@ -273,41 +261,36 @@ def summarise(results: dict) -> dict:
     for method in METHODS:
         for start, rows in results[method].items():
             summary[f"{method}/{start}"] = {
-                "mnist_test_accuracy": analysis.summarise([r["mnist_test_accuracy"] for r in rows]),
-                "expected_calibration_error": analysis.summarise([r["expected_calibration_error"] for r in rows]),
-                "train_seconds": analysis.summarise([r["train_seconds"] + r["earlier_stages_seconds"] for r in rows]),
-                "reached": {t: {"reached_in": sum(r["reached"][t] is not None for r in rows), "of": len(rows),
-                                "seconds": analysis.summarise([seconds_to(r, t) for r in rows])}
-                            for t in map(str, THRESHOLDS)},
+                "mnist_test_accuracy": over_seeds(rows, "mnist_test_accuracy"),
+                "expected_calibration_error": over_seeds(rows, "expected_calibration_error"),
+                "train_seconds": over_seeds(rows, lambda r: r["train_seconds"] + r["earlier_stages_seconds"]),
+                "reached": reached_summary(rows, THRESHOLDS, seconds=seconds_to),
             }
     for method in METHODS:
         if len(results[method]) == 2:
             pretrained, scratch = results[method]["pretrained"], results[method]["scratch"]
-            summary[f"{method}: pretrained minus scratch"] = analysis.paired_t_test(
-                [r["mnist_test_accuracy"] for r in pretrained], [r["mnist_test_accuracy"] for r in scratch])
+            summary[f"{method}: pretrained minus scratch"] = paired_by_seed(pretrained, scratch, "mnist_test_accuracy")
             for threshold in map(str, THRESHOLDS):
                 if all(r["reached"][threshold] for r in pretrained + scratch):
-                    summary[f"{method}: pretrained minus scratch, seconds to {threshold}"] = analysis.paired_t_test(
-                        [seconds_to(r, threshold) for r in pretrained], [seconds_to(r, threshold) for r in scratch])
+                    summary[f"{method}: pretrained minus scratch, seconds to {threshold}"] = paired_by_seed(
+                        pretrained, scratch, lambda r: seconds_to(r, threshold))
     return summary
 
 
 def headline_rows(results: dict, budget: str) -> list[dict]:
-    command = "make reproduce  # task3.ipynb" if budget == "full" else "PLAYMNIST_BUDGET=quick ..."
     data = "stand-in" if results["is_standin"] else "real archive"
-    rows = [{"what": f"naive (folders as labels), from scratch, MNIST test accuracy ({data})",
-             "value": f"{100 * results['naive']['scratch']['mnist_test_accuracy']:.2f} %", "command": command,
-             "machine": results["device"]}]
-    for key, label in (("two_stage/scratch", "two-stage, from scratch"), ("two_stage/pretrained", "two-stage, from the Task 1 network"),
+    rows = [(f"naive (folders as labels), from scratch, MNIST test accuracy ({data})",
+             f"{100 * results['naive']['scratch']['mnist_test_accuracy']:.2f} %")]
+    for key, label in (("two_stage/scratch", "two-stage, from scratch"),
+                       ("two_stage/pretrained", "two-stage, from the Task 1 network"),
                        ("corrected/scratch", "forward-corrected only, from scratch"),
                        ("complementary/scratch", "complementary loss only, from scratch"),
                        ("complementary/pretrained", "complementary loss only, from the Task 1 network")):
         if key in results["summary"]:
-            accuracy = results["summary"][key]["mnist_test_accuracy"]
-            rows.append({"what": f"{label}, MNIST test accuracy ({data})",
-                         "value": f"{100 * accuracy['mean']:.2f} ± {100 * accuracy['std']:.2f} % (n={accuracy['n']})",
-                         "command": command, "machine": results["device"]})
-    rows.append({"what": f"estimated P(folder = digit), from the naive network / re-estimated from the corrected one ({data})",
-                 "value": f"{results['folder_is_digit_probability']:.4f} / {results['refined_folder_is_digit_probability']:.4f}",
-                 "command": command, "machine": results["device"]})
-    return rows
+            rows.append((f"{label}, MNIST test accuracy ({data})",
+                         percent_over_seeds(results["summary"][key]["mnist_test_accuracy"])))
+    rows.append((f"estimated P(folder = digit), from the naive network / re-estimated from the corrected one "
+                 f"({data})", f"{results['folder_is_digit_probability']:.4f} / "
+                 f"{results['refined_folder_is_digit_probability']:.4f}"))
+    return headline(rows, results, "make reproduce  # task3.ipynb" if budget == "full"
+                    else "PLAYMNIST_BUDGET=quick ...")
