@@ -6,7 +6,6 @@ Each figure is a median of repeats, of training time only. `results/bench.json` 
 that mean nothing) holds every run; its `rows` are README's Performance table, its `notes` their assumptions.
 """
 import argparse
-import itertools
 import math
 import os
 import shutil
@@ -15,19 +14,15 @@ import sys
 import tempfile
 import zipfile
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 from time import perf_counter, strftime
 from unittest import mock
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 
-from src.analysis import first_reaching
+from bench.seed_pipeline import PILDigits, seed_accuracy_after_budget, seed_throughput, seed_time_to_accuracy
+from src.analysis import first_staying_at_or_above
 from src.datasets import find_trainpart1, load_trainpart1
 from src.files import list_source_files
 from src.mnist import load_mnist
@@ -38,177 +33,69 @@ from src.splits import stratified_subset
 from src.task2 import MNIST_RECIPE, MODEL
 from src.train import LabelledImages, train
 
-# ----------------------------------------------------------------------------- settings
-
 @dataclass(frozen=True)
 class Settings:
     repeats: int = 3                     # each median is over this many independent runs
     budget_seconds: float = 60.0         # training time for "accuracy after a fixed budget"
-    target_accuracy: float = 0.99        # the test accuracy "time to 99 %" waits for
+    target_accuracy: float = 0.99        # "time to 99 %": the first evaluation after which test accuracy stays there
+    high_target_accuracy: float = 0.996  # ours only: "time to 99.6 %", same definition
+    high_target_epochs: int = 8          # our 99.6 % runs: the recipe's own one-cycle length (2 epochs end below it)
     seed_warmup_steps: int = 3           # untimed, before the seed's throughput steps
     seed_timed_steps: int = 20           # timed steps of 64 for the seed's throughput
     our_epochs: int = 2                  # our convergence run: one-cycle over this many epochs
     evaluate_every_steps: int = 50       # test accuracy every N steps, for time to 99 %
     seed_evaluation_images: int = 2000   # CPU only: stratified test subset for the seed's budget accuracy
     seed_max_epochs: int = 5             # GPU only: the seed trained to 99 % stops here if it never gets there
+    seed_confirm_evaluations: int = 3    # GPU only: ... or once this many evaluations in a row are >= 99 %
     train_images: int | None = None      # None: all 60,000
     test_images: int | None = None       # None: all 10,000
     trainpart1_files_per_class: int | None = None  # None: the whole set
 
 FULL = Settings()
 QUICK = Settings(repeats=1, budget_seconds=1.0, seed_warmup_steps=0, seed_timed_steps=1, our_epochs=1,
-                 evaluate_every_steps=5, seed_evaluation_images=100, seed_max_epochs=1, train_images=2560,
-                 test_images=500, trainpart1_files_per_class=2)  # proves the code runs; its numbers mean nothing
+                 high_target_epochs=1, evaluate_every_steps=5, seed_evaluation_images=100, seed_max_epochs=1,
+                 train_images=2560, test_images=500, trainpart1_files_per_class=2)  # proves the code runs; its numbers mean nothing
 OVERRIDABLE = {"repeats": "runs per median", "budget_seconds": "training budget for accuracy, s",
-               "seed_timed_steps": "timed seed steps", "our_epochs": "epochs of our convergence runs"}  # options
+               "seed_timed_steps": "timed seed steps", "our_epochs": "epochs of our convergence runs",
+               "high_target_epochs": "epochs of our 99.6 % runs"}  # command-line options
 
-SEED_BATCH_SIZE = 64                         # the seed's DataLoader(batch_size=64, shuffle=True, num_workers=0)
-SEED_LEARNING_RATE = 1e-3                    # its Adam, on cross-entropy
-SEED_DROPOUT = 0.5                           # between its three linear layers
-SEED_STAGE_CHANNELS = (64, 128, 256, 512)    # one BasicBlock per stage
-SEED_STAGE_STRIDES = (1, 1, 1, 2)            # no downsampling until the last stage: its cost is at 32x32
 MNIST_EPOCH_IMAGES = 60_000                  # one epoch: the seed's time to 99 % when extrapolated
-FIRST_LOAD_LIMIT_SECONDS = 60.0              # trainPart1: decode 2,480 PNGs, preprocess, write the cache
-CACHED_LOAD_LIMIT_SECONDS = 1.0              # trainPart1: read that cache back
+FIRST_LOAD_LIMIT = 60.0                      # seconds for trainPart1: decode 2,480 PNGs, preprocess, write the cache
+CACHED_LOAD_LIMIT = 1.0                      # seconds for trainPart1: read that cache back
 EXTRAPOLATION_NOTE = (                       # on a CPU the seed is far too slow to train to 99 %
     "The seed pipeline is not trained to 99 % on a CPU (far too slow). Its time to 99 % is extrapolated "
     "as 60,000 images (one epoch of MNIST) / its measured throughput, i.e. it is assumed to reach 99 % "
     "test accuracy after one full epoch, an assumption favourable to the seed pipeline.")
 NOT_MEASURED_WITHOUT_GPU = "not measured (no GPU)"  # on a CPU: the GPU's name, and the seed trained to 99 %
-
-# ----------------------------------------------------------------------------- the seed pipeline
-# Rebuilt from the seed's description, not copied: a ResNet (He et al., 2016) with global average
-# pooling and three linear layers, fed by PIL Resize((32, 32)) + ToTensor() in the training process.
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with batch norm plus a shortcut: the identity, or a strided 1x1 projection (option B)."""
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut = nn.Identity() if stride == 1 and in_channels == out_channels else nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
-
-def build_seed_model(seed: int) -> nn.Sequential:
-    """[N, 1, 32, 32] in [0, 1] -> 10 logits, its weights depending only on `seed`."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        stages = map(BasicBlock, (64,) + SEED_STAGE_CHANNELS[:-1], SEED_STAGE_CHANNELS, SEED_STAGE_STRIDES)
-        return nn.Sequential(nn.Conv2d(1, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-                             *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                             nn.Linear(512, 256), nn.ReLU(inplace=True), nn.Dropout(SEED_DROPOUT),
-                             nn.Linear(256, 128), nn.ReLU(inplace=True), nn.Dropout(SEED_DROPOUT), nn.Linear(128, 10))
-
-class PILDigits(Dataset):
-    """The exact MNIST bytes, one PIL image at a time through the seed's transform: that work is in every step."""
-    transform = transforms.Compose([transforms.Resize((32, 32)), transforms.ToTensor()])
-    def __init__(self, data: LabelledImages):
-        self.pixels = (data.images[:, 0].cpu() * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-        self.labels = data.labels.tolist()
-    def __len__(self) -> int:
-        return len(self.labels)
-    def __getitem__(self, index: int):
-        return self.transform(Image.fromarray(self.pixels[index])), self.labels[index]
-
-def seed_loader(data: LabelledImages, seed: int) -> DataLoader:
-    return DataLoader(PILDigits(data), batch_size=SEED_BATCH_SIZE, shuffle=True, num_workers=0,
-                      generator=torch.Generator().manual_seed(seed))
-
-@dataclass
-class SeedRun:
-    steps: int = 0
-    images: int = 0
-    train_seconds: float = 0.0           # timed steps only: no warm-up, no evaluation
-    step_evaluations: list[dict] = field(default_factory=list)
-    @property
-    def images_per_second(self) -> float:
-        return self.images / self.train_seconds if self.train_seconds > 0 else float("nan")
-
-def train_seed(model: nn.Module, loader: DataLoader, device, *, warmup_steps=0, max_steps=math.inf,
-               max_seconds=math.inf, evaluate=None, evaluate_every_steps=0, stop_at_accuracy=math.inf) -> SeedRun:
-    """Adam. A timed step runs from asking the loader for a batch (PIL decode, resize, collate) to the end of the
-    optimizer step; warm-up steps and `evaluate(model)` are untimed, and the step crossing `max_seconds` counts."""
-    device = torch.device(device)
-    model = model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=SEED_LEARNING_RATE)
-    batches = itertools.chain.from_iterable(itertools.repeat(loader))  # epoch after epoch, each reshuffled
-    run = SeedRun()
-    def step() -> int:
-        images, labels = (tensor.to(device, non_blocking=True) for tensor in next(batches))
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return len(labels)
-    for _ in range(warmup_steps):
-        step()
-    while run.steps < max_steps and run.train_seconds < max_seconds:
-        started = perf_counter()
-        run.images += step()
-        run.train_seconds += perf_counter() - started
-        run.steps += 1
-        if evaluate is not None and evaluate_every_steps and run.steps % evaluate_every_steps == 0:
-            accuracy = evaluate(model)
-            model.train()
-            run.step_evaluations.append({"step": run.steps, "epoch": run.images / len(loader.dataset),
-                                         "wall_seconds": run.train_seconds, "test_accuracy": accuracy})
-            if accuracy >= stop_at_accuracy:
-                break
-    return run
-
-@torch.no_grad()
-def evaluate_seed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Accuracy on images already through the seed's transform and on the model's device."""
-    model.eval()
-    predictions = torch.cat([model(batch).argmax(1).cpu() for batch in images.split(500)])
-    return int((predictions == labels).sum()) / len(labels)
-
-# Each measurement starts from fresh seeded weights and a fresh DataLoader: repeats are independent runs.
-
-def seed_throughput(data, seed: int, s: Settings, device) -> dict:
-    run = train_seed(build_seed_model(seed), seed_loader(data, seed), device, warmup_steps=s.seed_warmup_steps,
-                     max_steps=s.seed_timed_steps)
-    return {"seed": seed, "warmup_steps": s.seed_warmup_steps, "timed_steps": run.steps, "images": run.images,
-            "seconds": run.train_seconds, "images_per_second": run.images_per_second}
-
-def seed_accuracy_after_budget(data, test: tuple, seed: int, s: Settings, device) -> dict:
-    model = build_seed_model(seed)
-    run = train_seed(model, seed_loader(data, seed), device, max_seconds=s.budget_seconds)
-    return {"seed": seed, "budget_seconds": s.budget_seconds, "train_seconds": run.train_seconds, "steps": run.steps,
-            "images": run.images, "test_accuracy": evaluate_seed(model, *test), "test_images": len(test[1])}
-
-def seed_time_to_accuracy(data, test: tuple, seed: int, s: Settings, device) -> dict:
-    """GPU only: trained until the test accuracy first reaches the target, or for `seed_max_epochs`."""
-    loader = seed_loader(data, seed)
-    run = train_seed(build_seed_model(seed), loader, device, max_steps=s.seed_max_epochs * len(loader),
-                     evaluate=lambda model: evaluate_seed(model, *test), evaluate_every_steps=s.evaluate_every_steps,
-                     stop_at_accuracy=s.target_accuracy)
-    reached = first_reaching(run.step_evaluations, "test_accuracy", s.target_accuracy)
-    return {"seed": seed, "max_epochs": s.seed_max_epochs, "steps": run.steps, "train_seconds": run.train_seconds,
-            "images_per_second": run.images_per_second, "time_to_target_seconds": reached and reached["wall_seconds"],
-            "reached": reached, "step_evaluations": run.step_evaluations}
+SEED_PUBLISHED_P100_EPOCH_SECONDS = 33 * 60 / 25  # the seed solution's README: 25 MNIST epochs in 33 min, Colab P100
+COMPILE_BACKEND = "inductor"                 # GPU only: our steps through torch.compile, one extra row
 
 # ----------------------------------------------------------------------------- our measurement
-# The project's own loop with Task 2's recipe and network, from scratch: what the notebooks run.
 
-def train_ours(data, test, seed: int, device, epochs: int, evaluate_every_steps: int):
+def train_ours(data, test, seed: int, device, epochs: int, evaluate_every_steps: int, compile_backend=None):
+    """The project's own loop with Task 2's recipe and network, from scratch: what the notebooks run."""
     config = replace(MNIST_RECIPE, epochs=epochs, seed=seed, evaluate_every_steps=evaluate_every_steps)
     return train(build_model(MODEL, seed=seed), data, config, evaluation_sets={"test": test}, device=device,
-                 step_evaluation_sets={"test": test} if evaluate_every_steps else None, progress=False)
+                 step_evaluation_sets={"test": test} if evaluate_every_steps else None, progress=False,
+                 compile_backend=compile_backend)
 
-def our_convergence_run(data, test, seed: int, s: Settings, device) -> dict:
-    """Throughput over the last epoch (start-up left out, as the seed's warm-up is), and the time to the target."""
-    result = train_ours(data, test, seed, device, s.our_epochs, s.evaluate_every_steps)
-    reached, last = first_reaching(result.step_evaluations, "test_accuracy", s.target_accuracy), result.history[-1]
-    return {"seed": seed, "epochs": s.our_epochs, "train_images": len(data), "images_per_second": last["images_per_second"],
+def our_convergence_run(data, test, seed: int, s: Settings, device, high=False, compile_backend=None) -> dict:
+    """Throughput over the last epoch (start-up left out, as the seed's warm-up is), and the time to the target
+    (99 %, or 99.6 % over `high_target_epochs` with `high`): the first evaluation after which accuracy stays there."""
+    epochs, target = (s.high_target_epochs, s.high_target_accuracy) if high else (s.our_epochs, s.target_accuracy)
+    result = train_ours(data, test, seed, device, epochs, s.evaluate_every_steps, compile_backend)
+    reached, last = first_staying_at_or_above(result.step_evaluations, "test_accuracy", target), result.history[-1]
+    return {"seed": seed, "epochs": epochs, "target_accuracy": target, "train_images": len(data),
+            "images_per_second": last["images_per_second"],
             "time_to_target_seconds": reached and reached["wall_seconds"], "reached": reached,
             "train_seconds": last["wall_seconds"], "final_test_accuracy": last["test_accuracy"],
             "step_evaluations": result.step_evaluations}
+
+def compile_seconds(data, test, device) -> float:
+    """GPU only: the one-off torch.compile cost, timed on a throwaway 4-step run; later runs reuse the compiled code."""
+    started = perf_counter()
+    train_ours(stratified_subset(data, 4 * MNIST_RECIPE.batch_size), test, 0, device, 1, 0, COMPILE_BACKEND)
+    return perf_counter() - started
 
 def schedule_for_budget(affordable_images: float, dataset_images: int, max_epochs: int) -> tuple[int, int]:
     """(epochs, images per epoch): whole epochs where they fit, a smaller stratified set for the fraction."""
@@ -225,8 +112,6 @@ def our_accuracy_after_budget(data, test, seed: int, s: Settings, device, images
             "test_images": len(test)}
 
 # ----------------------------------------------------------------------------- Task 1's data preparation
-# The first load runs with PLAYMNIST_DATA_DIR on an empty folder, so it is a true cache miss and the
-# project's own data/cache is untouched; no downloads: this times preparation, not a network.
 
 def write_cut(source: Path, files_per_class: int, target: Path) -> Path:
     """A trainPart1-layout zip of the first `files_per_class` images of each class folder (--quick)."""
@@ -240,6 +125,8 @@ def write_cut(source: Path, files_per_class: int, target: Path) -> Path:
     return target
 
 def time_trainpart1_preparation(source: Path | None = None, files_per_class: int | None = None) -> dict:
+    """The first load runs with PLAYMNIST_DATA_DIR on an empty folder, so it is a true cache miss and the project's
+    own data/cache is untouched; no downloads: this times preparation, not a network."""
     location, route, kind = find_trainpart1(source, allow_download=False)
     with tempfile.TemporaryDirectory(prefix="bench-trainpart1-") as temporary:
         empty_data, path, loads = Path(temporary) / "data", source, []
@@ -258,9 +145,8 @@ def time_trainpart1_preparation(source: Path | None = None, files_per_class: int
         f"({'STAND-IN' if kind != 'real' else 'real data'}, found via: {route})")
     return {"source": described, "route": route, "standin": kind != "real", "images": len(characters),
             "cut_files_per_class": files_per_class, "first_load_seconds": first, "cached_load_seconds": cached,
-            "first_load_limit_seconds": FIRST_LOAD_LIMIT_SECONDS, "cached_load_limit_seconds": CACHED_LOAD_LIMIT_SECONDS,
-            "first_load_within_limit": first < FIRST_LOAD_LIMIT_SECONDS,
-            "cached_load_within_limit": cached < CACHED_LOAD_LIMIT_SECONDS}
+            "first_load_limit_seconds": FIRST_LOAD_LIMIT, "cached_load_limit_seconds": CACHED_LOAD_LIMIT,
+            "first_load_within_limit": first < FIRST_LOAD_LIMIT, "cached_load_within_limit": cached < CACHED_LOAD_LIMIT}
 
 # ----------------------------------------------------------------------------- the run
 
@@ -278,13 +164,16 @@ def run_benchmark(s: Settings, device: torch.device) -> dict:
     seed_test = (torch.stack([digits[i][0] for i in range(len(digits))]).to(device), torch.tensor(digits.labels))
     seed = {"throughput_runs": [], "budget_runs": [], "trained_to_target_runs": [] if on_gpu else None,
             "extrapolation_assumption": EXTRAPOLATION_NOTE}
-    ours = {"convergence_runs": [], "budget_runs": []}
+    ours = {"convergence_runs": [], "high_target_runs": [], "budget_runs": [], "compiled_runs": [] if on_gpu else None,
+            "compile_seconds": compile_seconds(data, test, device) if on_gpu else None}
     for r in range(s.repeats):
         step = f"repeat {r + 1}/{s.repeats}"
         log(f"{step}: seed pipeline throughput ({s.seed_warmup_steps} warm-up + {s.seed_timed_steps} timed steps)")
         seed["throughput_runs"].append(seed_throughput(data, r, s, device))
         log(f"{step}: ours, {s.our_epochs} epoch(s) with test accuracy every {s.evaluate_every_steps} steps")
         ours["convergence_runs"].append(our_convergence_run(data, test, r, s, device))
+        log(f"{step}: ours, {s.high_target_epochs} epoch(s), for {100 * s.high_target_accuracy:g} %")
+        ours["high_target_runs"].append(our_convergence_run(data, test, r, s, device, high=True))
         log(f"{step}: seed pipeline, then ours, for a {s.budget_seconds:g} s budget")
         seed["budget_runs"].append(seed_accuracy_after_budget(data, seed_test, r, s, device))
         ours["budget_runs"].append(our_accuracy_after_budget(
@@ -292,6 +181,8 @@ def run_benchmark(s: Settings, device: torch.device) -> dict:
         if on_gpu:
             log(f"{step}: seed pipeline trained to {100 * s.target_accuracy:g} % (at most {s.seed_max_epochs} epochs)")
             seed["trained_to_target_runs"].append(seed_time_to_accuracy(data, seed_test, r, s, device))
+            log(f"{step}: ours through torch.compile ({COMPILE_BACKEND})")
+            ours["compiled_runs"].append(our_convergence_run(data, test, r, s, device, compile_backend=COMPILE_BACKEND))
     log("trainPart1: first load into an empty cache, then a cached load")
     return {"data": {"mnist": mnist_source.describe(), "train_images": len(data), "test_images": len(test),
                      "seed_evaluation_images": len(seed_test[1])}, "seed_pipeline": seed, "ours": ours,
@@ -328,7 +219,12 @@ def summarise(seed: dict, ours: dict) -> dict:
             "our_budget_accuracy": of(ours["budget_runs"], "test_accuracy"),
             "seed_budget_accuracy": of(seed["budget_runs"], "test_accuracy"),
             "our_budget_train_seconds": of(ours["budget_runs"], "train_seconds"),
-            "seed_budget_train_seconds": of(seed["budget_runs"], "train_seconds")}
+            "seed_budget_train_seconds": of(seed["budget_runs"], "train_seconds"),
+            "our_time_to_high_target_seconds": of(ours["high_target_runs"], "time_to_target_seconds"),
+            "our_compiled_time_to_target_seconds": of(ours["compiled_runs"], "time_to_target_seconds"),
+            "compile_seconds": ours["compile_seconds"],
+            "seed_published_p100_epoch_seconds": SEED_PUBLISHED_P100_EPOCH_SECONDS,
+            "time_ratio_seed_published_p100_over_ours": ratio(SEED_PUBLISHED_P100_EPOCH_SECONDS, our_time)}
 
 def seconds(value: float | None) -> str:
     if value is None:
@@ -350,7 +246,8 @@ def build_rows(results: dict) -> list[dict]:
     summary, seed, ours, machine = results["summary"], results["seed_pipeline"], results["ours"], results["machine"]
     settings, timing = results["settings"], results["trainpart1"]
     median_of, steps = f"median of {settings['repeats']}", settings["seed_timed_steps"]
-    to_99 = "time to 99 % MNIST test accuracy"
+    to_99, high = "time to 99 % MNIST test accuracy", f"{100 * settings['high_target_accuracy']:g} %"
+    compiled = ours["compiled_runs"]
     def with_runs(runs: list[dict], key: str, unit) -> str:  # the median, then each run's value
         each = [run[key] for run in runs]
         return unit(median(each)) + (f" (runs: {', '.join(map(unit, each))})" if len(each) > 1 else "")
@@ -373,12 +270,21 @@ def build_rows(results: dict) -> list[dict]:
         ("throughput ratio seed/ours", times(summary["throughput_ratio_seed_over_ours"], reciprocal=True), False),
         (f"{to_99}, ours ({median_of}, training time only)",
          with_runs(ours["convergence_runs"], "time_to_target_seconds", seconds), True),
+        (f"time to {high} MNIST test accuracy, ours ({median_of}, {settings['high_target_epochs']} epochs one-cycle)",
+         with_runs(ours["high_target_runs"], "time_to_target_seconds", seconds), True),
+        (f"{to_99}, ours through torch.compile ({COMPILE_BACKEND}; compile "
+         f"{'–' if compiled is None else seconds(summary['compile_seconds'])} once, not included)",
+         NOT_MEASURED_WITHOUT_GPU if compiled is None else with_runs(compiled, "time_to_target_seconds", seconds),
+         True),
         (f"{to_99}, seed pipeline (extrapolated from throughput, 1 epoch)",
          seconds(summary["seed_time_to_target_extrapolated_seconds"]), True),
         (f"{to_99}, seed pipeline (trained on the GPU, {median_of})", NOT_MEASURED_WITHOUT_GPU
          if seed["trained_to_target_runs"] is None else seconds(summary["seed_time_to_target_trained_seconds"]), True),
         (f"speed-up seed/ours in time to 99 % ({summary['time_ratio_basis']})",
          times(summary["time_ratio_seed_over_ours"]), True),
+        (f"cross-hardware, labelled: the seed's published one-epoch time on a Colab P100 "
+         f"({summary['seed_published_p100_epoch_seconds']:.1f} s) / our {to_99} on {machine['summary']}",
+         times(summary["time_ratio_seed_published_p100_over_ours"]), True),
         after_budget("our", ours, "ours"), after_budget("seed", seed, "seed pipeline"),
         (f"trainPart1 first load / cached load ({timing['images']:,} images{cut})",
          f"{timing['first_load_seconds']:.1f} s / {timing['cached_load_seconds']:.2f} s (limits "
@@ -390,9 +296,16 @@ def notes(settings: Settings, device: torch.device, data: dict, quick: bool) -> 
     """The assumptions behind the rows, printed under README's Performance table."""
     on_cpu = device.type == "cpu"
     lines = [
-        EXTRAPOLATION_NOTE if on_cpu else "On the GPU the seed pipeline is trained until its test accuracy reaches "
-        f"99 % (at most {settings.seed_max_epochs} epochs), measured as ours; the one-epoch extrapolation (60,000 "
-        "images / throughput, favourable to the seed) is reported beside it.",
+        "Time to X %: the first test evaluation after which accuracy stays at or above X % to the end of the run "
+        "(a run that touches X % and falls back has not got there).",
+        EXTRAPOLATION_NOTE if on_cpu else "On the GPU the seed pipeline is trained until its test accuracy has stayed "
+        f"at or above 99 % for {settings.seed_confirm_evaluations} evaluations in a row (at most "
+        f"{settings.seed_max_epochs} epochs), timed as ours; the one-epoch extrapolation (60,000 images / throughput, "
+        "favourable to the seed) is reported beside it.",
+        "Two comparisons, each labelled: the speed-up rows run both pipelines side by side on this machine; the "
+        "cross-hardware row divides the seed solution's own published time for one MNIST epoch on a Colab P100 "
+        "(25 epochs in 33 min, from its README; one epoch assumed enough for 99 %, favouring the seed) by our time "
+        "here, so it mixes hardware and is not a same-machine ratio.",
         "Seed pipeline: DataLoader(batch_size=64, shuffle=True, num_workers=0); the PIL Resize((32,32)) + ToTensor() "
         "transform runs in the training process and its cost is inside every timed step.",
         f"Ours: src.train.train with src.task2.MNIST_RECIPE and MODEL from scratch on {data['train_images']:,} MNIST "
@@ -408,8 +321,6 @@ def notes(settings: Settings, device: torch.device, data: dict, quick: bool) -> 
         f"{data['test_images']:,}.",
         quick and "--quick: tiny settings that prove the code runs; its numbers mean nothing."]
     return [line for line in lines if line]
-
-# ----------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
@@ -433,8 +344,8 @@ def main(argv=None) -> int:
                "settings": asdict(settings), **run_benchmark(settings, device)}
     results["notes"] = notes(settings, device, results["data"], quick)
     results["rows"] = build_rows(results)
-    results["headline"] = [{"what": row["what"], "value": row["value"], "command": command, "machine": machine["summary"]}
-                           for row in results["rows"] if row["headline"]]
+    results["headline"] = [{"what": row["what"], "value": row["value"], "command": command,
+                            "machine": machine["summary"]} for row in results["rows"] if row["headline"]]
     path = save_results("bench", results["budget"], results)
     width = max(len(row["what"]) for row in results["rows"])
     print("\n".join([f"{'what'.ljust(width)} | value", f"{'-' * width}-|-{'-' * 40}"]

@@ -13,7 +13,7 @@ from src.checkpoints import CheckpointError, load_model, read_checkpoint, save_c
 from src.model import ModelConfig, build_model, layer_table, parameter_count, with_new_head
 from src.train import LabelledImages
 from tests.generated import bar_digits as generated_bar_digits
-from src.train import TrainConfig, evaluate, finished_checkpoint, train
+from src.train import TrainConfig, evaluate, finished_checkpoint, lossless_uint8, train
 
 SMALL = ModelConfig(num_classes=10, widths=(8, 16, 16))
 
@@ -101,6 +101,27 @@ def test_same_seed_same_weights_other_seed_other_weights():
     first, again, other = weights(0), weights(0), weights(1)
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_uint8_images_normalised_in_the_step_train_bit_identically():
+    """The GPU keeps MNIST-like images as uint8; the step's division by 255 must give the float run's weights."""
+    data = bar_digits(64)
+    exact = LabelledImages((data.images * 255).round() / 255, data.labels)
+    quantised = lossless_uint8(exact.images)
+    assert quantised is not None and quantised.dtype == torch.uint8
+    assert lossless_uint8(exact.images + 1e-3) is None  # not k/255: stays float
+    runs = [train(build_model(SMALL, seed=0), images, quick_config(epochs=1), progress=False).model.state_dict()
+            for images in (exact, LabelledImages(quantised, data.labels))]
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_compiled_training_steps_match_eager_ones():
+    """The compile path (bench on a GPU uses inductor) traced with the eager backend: same ops, same weights."""
+    def weights(backend):
+        return train(build_model(SMALL, seed=0), bar_digits(64), quick_config(epochs=1), progress=False,
+                     compile_backend=backend).model.state_dict()
+    plain, compiled = weights(None), weights("eager")
+    assert all(torch.equal(plain[k], compiled[k]) for k in plain)
 
 
 def test_custom_loss_function_is_used():
