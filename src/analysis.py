@@ -85,6 +85,15 @@ def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor
     return sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / max(sum(r["count"] for r in rows), 1)
 
 
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al., 2017): the T minimising the negative log-likelihood of softmax(logits / T),
+    searched on a log grid from 0.2 to 5 (T > 1 softens, T < 1 sharpens). Fit it on held-out predictions only."""
+    grid = torch.logspace(math.log10(0.2), math.log10(5.0), 241)
+    logits, labels = logits.float().cpu(), labels.cpu()
+    losses = torch.stack([torch.nn.functional.cross_entropy(logits / t, labels) for t in grid])
+    return float(grid[losses.argmin()])
+
+
 # ----------------------------------------------------------------------------- convergence
 
 WHEN = ("step", "epoch", "wall_seconds")  # where in a run an evaluation row was taken
@@ -154,3 +163,14 @@ def paired_t_test(first, second) -> dict:
         test = stats.ttest_rel(first, second)
     return {"mean_difference": float(differences.mean()), "t": float(test.statistic), "p_value": float(test.pvalue),
             "n": n, "ci95": summarise(differences)["ci95"]}
+
+
+def difference_text(first, second, paired_by: str = "fold") -> str:
+    """How a conclusion states a difference in accuracy: '+2.3 points (paired by fold, n=5, p = 0.086: not
+    resolved at p < 0.05)'. A difference the test does not resolve must not be stated as one."""
+    test = paired_t_test(first, second)
+    if test["n"] < 2:
+        return f"{100 * test['mean_difference']:+.1f} points (n={test['n']} {paired_by}: untested)"
+    verdict = "resolved" if test["p_value"] < 0.05 else "not resolved"
+    return (f"{100 * test['mean_difference']:+.1f} points (paired by {paired_by}, n={test['n']}, "
+            f"p = {test['p_value']:.3f}: {verdict} at p < 0.05)")

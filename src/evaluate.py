@@ -18,7 +18,7 @@ from .classes import CLASS_CHARACTERS, DIGIT_CHARACTERS
 from .decoding import writer_consistent_predictions
 from .files import DataError, list_source_files
 from .mnist import load_mnist
-from .preprocess import PREPROCESSING_VERSION, geometry_inputs, geometry_reference
+from .preprocess import PREPROCESSING_VERSION, describe_geometry_reference, geometry_inputs, geometry_reference
 from .runs import project_relative
 from .train import predict_averaged_over_views, predict_logits
 
@@ -47,16 +47,17 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
         raise CheckpointError(f"{checkpoint}: trained with preprocessing version {metadata['preprocessing_version']}, "
                               f"this code applies version {PREPROCESSING_VERSION}; results would not be comparable")
     classes = metadata.get("classes") or (CLASS_CHARACTERS if num_classes == 62 else DIGIT_CHARACTERS)
-    note, geometry, writers = "", None, None
+    note, geometry, writers, reference = "", None, None, "none (no geometry input)"
     if str(data) == "mnist-test":
         images, labels, source = load_mnist("test")
     elif detect_layout(Path(data)) == "trainpart1":
         characters = datasets.read_trainpart1(Path(data), preprocessing=metadata.get("preprocessing", "mnist"),
                                               skip_bad=skip_bad, require_all_classes=False, name="evaluation set")
         images, labels, source, writers = characters.images, characters.labels, characters.source, characters.writers
-        geometry = geometry_inputs(characters.geometry, writers, metadata.get("geometry", "absolute"),
-                                   metadata.get("geometry_reference", geometry_reference(characters.geometry)),
-                                   recipe.get("writer_minimum_images", 10))
+        mode, minimum = metadata.get("geometry", "absolute"), recipe.get("writer_minimum_images", 10)
+        geometry = geometry_inputs(characters.geometry, writers, mode,
+                                   metadata.get("geometry_reference", geometry_reference(characters.geometry)), minimum)
+        reference = describe_geometry_reference(writers, mode if model.config.geometry_features else "none", minimum)
     else:
         noisy = datasets.read_mnisttask3(Path(data), skip_bad=skip_bad)
         images, labels, source = noisy.images, noisy.folder_labels, noisy.source
@@ -78,7 +79,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
                                              recipe.get("test_time_seed", 0))
     else:
         logits = predict_logits(model, images, geometry)
-    report = {**classification_report(logits, labels, classes[:num_classes]), "decoding": decode}
+    temperature = metadata.get("temperature", 1.0)  # fitted on Task 1's CV; changes calibration and decoding only
+    logits = logits / temperature
+    report = {**classification_report(logits, labels, classes[:num_classes]), "decoding": decode,
+              "geometry_reference": reference, "temperature": temperature}
     if decode == "writer":
         decoded = writer_consistent_predictions(logits, writers, labels, classes)
         report["accuracy_writer_decoded"] = accuracy(decoded, labels)
@@ -95,7 +99,9 @@ def format_report(report: dict) -> str:
     if "accuracy_writer_decoded" in report:
         lines.append(f"accuracy, writer-consistent decoding ({report['writers']} writers, each image's class distinct "
                      f"within its writer): {report['accuracy_writer_decoded']:.4f}")
-    lines.append(f"expected calibration error: {report['expected_calibration_error']:.4f}")
+    lines.append(f"expected calibration error: {report['expected_calibration_error']:.4f} "
+                 f"(logits divided by temperature {report['temperature']:.3g})")
+    lines.append(f"geometry input measured against: {report['geometry_reference']}")
     if report["absent_classes"]:
         lines.append(f"classes absent from this set: {report['absent_classes']}")
     if report["note"]:

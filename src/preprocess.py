@@ -170,6 +170,22 @@ def writer_relative_geometry(geometry: torch.Tensor, writers: torch.Tensor, fall
     return relative
 
 
+def describe_geometry_reference(writers: torch.Tensor, mode: str, minimum_images: int = 10) -> str:
+    """What the geometry input of an evaluated set was measured against, for reports: the writer-relative
+    input is transductive (it uses the writer's other images in the same set) where a writer has enough images."""
+    if mode != "writer":
+        return "none (no geometry input)" if mode == "none" else "absolute (the ink box as measured)"
+    counts = {w: int((writers == w).sum()) for w in torch.unique(writers).tolist()}
+    enough = {w: n for w, n in counts.items() if w >= 0 and n >= minimum_images}
+    fallback = sum(counts.values()) - sum(enough.values())
+    why = f"their writer has fewer than {minimum_images} images here or no writer id"
+    if not enough:
+        return f"training set (fallback for all {fallback} images: {why})"
+    own = (f"writer ({len(enough)} writers, {min(enough.values())}-{max(enough.values())} images each; "
+           "transductive: each image is measured against its writer's other images in this set)")
+    return own if not fallback else f"{own}; training set for {fallback} images (fallback: {why})"
+
+
 GEOMETRY_MODES = ("none", "absolute", "writer")
 
 

@@ -131,24 +131,50 @@ def cross_validate(recipe: Recipe, characters: CharacterImages, folds_run: int =
             save_final(result, recipe, reference, characters, save_first_fold_to,
                        {"note": "fold 1 of writer-grouped CV; trained without the validation writers"})
         predictions, labels = fold_logits.argmax(1), validation.labels
-        writers = characters.writers[validation_index]
-        decoded = (writer_consistent_predictions(fold_logits, writers, labels, CLASS_CHARACTERS)
-                   if bool((writers >= 0).all()) else None)  # names without a writer: not decodable
-        per_fold.append({"fold": fold, "validation_writers": sorted(set(writers.tolist())),
+        per_fold.append({"fold": fold, "validation_writers": sorted(set(characters.writers[validation_index].tolist())),
                          "accuracy": analysis.accuracy(predictions, labels),
-                         "accuracy_writer_decoded": None if decoded is None else analysis.accuracy(decoded, labels),
                          "accuracy_case_merged": analysis.case_merged_accuracy(predictions, labels),
                          "accuracy_single_view": analysis.accuracy(single_view, labels),
                          "accuracy_case_merged_single_view": analysis.case_merged_accuracy(single_view, labels),
                          "train_seconds": result.history[-1]["wall_seconds"], "history": result.history})
+    calibration = calibrate(logits, characters.labels, [index for _, index in folds])
+    for row, (_, index), temperature in zip(per_fold, folds, calibration["temperatures_cross_fitted"]):
+        writers, labels = characters.writers[index], characters.labels[index]
+        for key, divisor in (("accuracy_writer_decoded", 1.0), ("accuracy_writer_decoded_calibrated", temperature)):
+            decodable = divisor is not None and bool((writers >= 0).all())  # names without a writer: not decodable
+            row[key] = analysis.accuracy(writer_consistent_predictions(
+                logits[index] / divisor, writers, labels, CLASS_CHARACTERS), labels) if decodable else None
     return {"recipe": recipe.to_dict(), "folds": per_fold, "out_of_fold_logits": logits,
-            "scored": ~torch.isnan(logits[:, 0]),
-            **{key: analysis.summarise([f[key] for f in per_fold])
-               for key in ("accuracy", "accuracy_case_merged", "accuracy_writer_decoded")}}
+            "scored": ~torch.isnan(logits[:, 0]), "calibration": calibration,
+            **{key: analysis.summarise([f[key] for f in per_fold]) for key in (
+                "accuracy", "accuracy_case_merged", "accuracy_writer_decoded", "accuracy_writer_decoded_calibrated")}}
 
 
-def save_final(result, recipe: Recipe, reference: list[float], characters: CharacterImages, path, metrics: dict):
-    return finished_checkpoint(path, result, {
+def calibrate(logits: torch.Tensor, labels: torch.Tensor, fold_indices: list[torch.Tensor]) -> dict:
+    """Temperature scaling on the out-of-fold predictions. Cross-fitted: fold k's temperature is fitted on the
+    other folds' predictions, so the "after" ECE is measured on predictions its temperature never saw. The
+    temperature over all folds is what the final checkpoint stores (evaluation and writer decoding use it)."""
+    scored, cross_fitted = torch.cat(fold_indices), len(fold_indices) > 1
+
+    def other_folds(index: torch.Tensor) -> torch.Tensor:
+        return torch.cat([other for other in fold_indices if other is not index])
+    temperatures = [analysis.fit_temperature(logits[other_folds(index)], labels[other_folds(index)])
+                    if cross_fitted else None for index in fold_indices]
+    probabilities = torch.softmax(logits[scored], 1)
+    result = {"temperature": analysis.fit_temperature(logits[scored], labels[scored]),
+              "temperatures_cross_fitted": temperatures,
+              "ece_before": analysis.expected_calibration_error(probabilities, labels[scored]), "ece_after": None}
+    if cross_fitted:
+        scaled = torch.cat([torch.softmax(logits[index] / t, 1) for index, t in zip(fold_indices, temperatures)])
+        result["ece_after"] = analysis.expected_calibration_error(scaled, labels[scored])
+    return result
+
+
+def save_final(result, recipe: Recipe, reference: list[float], characters: CharacterImages, path, metrics: dict,
+               temperature: float = 1.0):
+    """The checkpoint `evaluate` needs: the recipe, the geometry reference and the temperature its logits are
+    divided by (fitted on the CV's out-of-fold predictions; 1.0 where none was fitted)."""
+    return finished_checkpoint(path, result, {"temperature": temperature,
         "task": "task1", "classes": CLASS_CHARACTERS, "preprocessing": recipe.preprocessing,
         "geometry": recipe.geometry, "geometry_reference": reference, "recipe": recipe.to_dict(),
         "test_time_views": recipe.test_time_views, "test_time_augment": recipe.test_time_augment.to_dict(),
@@ -181,11 +207,14 @@ def run_experiment(budget: str, progress: bool | None = None, save_first_fold_to
     final = train(build_model(recipe.model, seed=0), network_inputs(characters, recipe, reference),
                   replace(recipe.training, seed=0), progress=progress, description="final model, all 2,480 images")
     metrics = {"cv_accuracy": main["accuracy"], "cv_accuracy_case_merged": main["accuracy_case_merged"]}
-    path = save_final(final, recipe, reference, characters, checkpoint_dir(budget) / "task1.pt", metrics)
+    path = save_final(final, recipe, reference, characters, checkpoint_dir(budget) / "task1.pt", metrics,
+                      main["calibration"]["temperature"])
     results = {"budget": budget, "data": characters.source.describe(), "device": final.device,
                "main": main, "ablations": ablations, "final_history": final.history,
                "checkpoint": project_relative(path), "total_seconds": time.perf_counter() - started,
-               "summary": {**metrics, "cv_accuracy_writer_decoded": main["accuracy_writer_decoded"]}}
+               "summary": {**metrics, "cv_accuracy_writer_decoded": main["accuracy_writer_decoded"],
+                           "cv_accuracy_writer_decoded_calibrated": main["accuracy_writer_decoded_calibrated"],
+                           "calibration": main["calibration"]}}
     results["headline"] = headline_rows(results, budget)
     save_results("task1", budget, _without_tensors(results))
     return results
@@ -204,12 +233,18 @@ def headline_rows(results: dict, budget: str) -> list[dict]:
 
     def mean_std(summary: dict) -> str:
         return f"{100 * summary['mean']:.2f} ± {100 * summary['std']:.2f} %"
-    rows = [(f"writer-grouped {folds}-fold CV top-1 (62 classes, unseen writers)",
+    rows = [(f"writer-grouped {folds}-fold CV top-1 (62 classes, unseen writers; geometry relative to each writer's "
+             "images in the evaluated set)",
              f"{mean_std(main['accuracy'])} (n={folds} folds)"),
             ("same, case-ambiguous classes merged", mean_std(main["accuracy_case_merged"]))]
     if "accuracy_writer_decoded" in main:  # results from before writer-consistent decoding lack it
         rows.append(("same network, writer-consistent decoding (each writer's images get distinct classes; "
                      "transductive, `evaluate --decode writer`)", mean_std(main["accuracy_writer_decoded"])))
+    calibration = results.get("summary", {}).get("calibration")
+    if calibration and calibration["ece_after"] is not None:
+        rows.append(("calibration: out-of-fold ECE as trained / after cross-fitted temperature scaling",
+                     f"{calibration['ece_before']:.3f} / {calibration['ece_after']:.3f} "
+                     f"(task1.pt: T = {calibration['temperature']:.2f})"))
     plain = results["ablations"].get("plain 32x32 resize, no geometry (public solutions)")
     if plain:
         rows.append(("CV top-1 with the public solutions' preprocessing (plain 32x32 resize)",

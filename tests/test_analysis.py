@@ -67,3 +67,36 @@ def test_convergence_means_staying_above_not_touching():
     assert analysis.first_reaching(rows, "test_accuracy", 0.99)["step"] == 20  # the first touch
     assert analysis.first_staying_at_or_above(rows, "test_accuracy", 0.99) == {"step": 40, "epoch": 0.4, "wall_seconds": 4.0}
     assert analysis.first_staying_at_or_above(rows[:3], "test_accuracy", 0.99) is None  # fell back at the end
+
+
+def over_confident_predictions(count=6000, classes=10, sharpen=3.0, seed=0):
+    """Labels drawn from softmax(z): z is calibrated, `sharpen` * z is over-confident by exactly that factor."""
+    generator = torch.Generator().manual_seed(seed)
+    calibrated = 2 * torch.randn(count, classes, generator=generator)
+    labels = torch.multinomial(torch.softmax(calibrated, 1), 1, generator=generator).flatten()
+    return sharpen * calibrated, labels
+
+
+def test_temperature_scaling_recovers_the_factor_that_sharpened_calibrated_logits():
+    logits, labels = over_confident_predictions(sharpen=3.0)
+    assert analysis.fit_temperature(logits, labels) == pytest.approx(3.0, rel=0.1)
+    assert analysis.fit_temperature(logits / 3.0, labels) == pytest.approx(1.0, rel=0.1)
+
+
+def test_cross_fitted_calibration_fits_each_fold_on_the_others_and_lowers_the_error():
+    from src.task1 import calibrate
+    logits, labels = over_confident_predictions()
+    folds = [torch.arange(start, 6000, 3) for start in range(3)]
+    calibration = calibrate(logits, labels, folds)
+    assert calibration["temperatures_cross_fitted"][0] == analysis.fit_temperature(
+        logits[torch.cat(folds[1:])], labels[torch.cat(folds[1:])])
+    assert calibration["ece_after"] < 0.5 * calibration["ece_before"]
+    assert calibrate(logits, labels, folds[:1])["ece_after"] is None  # one fold: nothing to fit on elsewhere
+
+
+def test_a_difference_is_stated_with_its_paired_test_and_whether_it_is_resolved():
+    assert analysis.difference_text([0.90, 0.91, 0.92], [0.80, 0.81, 0.83]).startswith(
+        "+9.7 points (paired by fold, n=3, p = 0.")
+    assert analysis.difference_text([0.90, 0.91, 0.92], [0.80, 0.81, 0.83]).endswith(": resolved at p < 0.05)")
+    assert analysis.difference_text([0.90, 0.80, 0.95], [0.85, 0.88, 0.90]).endswith(": not resolved at p < 0.05)")
+    assert analysis.difference_text([0.9], [0.8]) == "+10.0 points (n=1 fold: untested)"

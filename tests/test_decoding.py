@@ -12,6 +12,7 @@ from src.classes import CLASS_CHARACTERS
 from src.decoding import check_writer_groups, writer_consistent_predictions
 from src.files import DataError
 from src.model import ModelConfig, build_model
+from src.preprocess import describe_geometry_reference
 from tests.generated import draw_character, png_bytes, trainpart1_entries, write_zip
 
 
@@ -99,3 +100,43 @@ def test_cross_validation_reports_writer_decoding_beside_per_image_accuracy(tmp_
         logits = cv["out_of_fold_logits"][torch.isin(characters.writers, torch.tensor(fold["validation_writers"]))]
         assert len(set(writer_consistent_predictions(logits, torch.zeros(len(logits), dtype=torch.long)).tolist())) == 62
         assert 0.0 <= fold["accuracy_writer_decoded"] <= 1.0
+
+
+@pytest.mark.parametrize("writers, dropped, expected", [
+    (range(41, 44), None, "writer (3 writers, 62-62 images each; transductive"),
+    (range(41, 43), "Sample011", "writer (2 writers, 61-61 images each; transductive"),  # a class missing
+    (range(41, 46), "one each", "training set (fallback for all 5 images: their writer has fewer than 10 images"),
+])
+def test_evaluate_says_what_the_geometry_was_measured_against(tmp_path, character_checkpoint, capsys, writers,
+                                                               dropped, expected):
+    entries = list(trainpart1_entries(writers=writers))
+    if dropped == "one each":  # writer 041 drew only "0", 042 only "1", ...: no writer median to measure against
+        entries = [e for e in entries if int(e[0].split("-")[-1][:3]) - 41 == int(e[0].split("Sample")[1][:3]) - 1]
+    elif dropped:
+        entries = [e for e in entries if dropped not in e[0]]
+    test_set = write_zip(tmp_path / "later.zip", entries)
+    code = main(["evaluate", "--checkpoint", str(character_checkpoint), "--data", str(test_set), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["geometry_reference"].startswith(expected)
+
+
+def test_a_set_mixing_enough_and_too_few_images_per_writer_names_both_references():
+    writers = torch.tensor([1] * 12 + [2] * 3 + [-1] * 2)
+    text = describe_geometry_reference(writers, "writer", minimum_images=10)
+    assert text.startswith("writer (1 writers, 12-12 images each") and "training set for 5 images" in text
+    assert describe_geometry_reference(writers, "absolute") == "absolute (the ink box as measured)"
+
+
+def test_evaluate_divides_the_logits_by_the_stored_temperature(tmp_path, capsys):
+    model = build_model(ModelConfig(62, geometry_features=4, widths=(8, 16, 16)), seed=0).eval()
+    test_set = write_zip(tmp_path / "later.zip", trainpart1_entries(writers=range(41, 43)))
+    reports = []
+    for temperature in (1.0, 4.0):
+        checkpoint = save_checkpoint(tmp_path / f"t{temperature}.pt", model, {
+            "task": "task1", "classes": CLASS_CHARACTERS, "preprocessing": "mnist", "geometry": "writer",
+            "temperature": temperature})
+        assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(test_set), "--json"]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    plain, scaled = reports
+    assert scaled["temperature"] == 4.0 and scaled["accuracy"] == plain["accuracy"]  # argmax unchanged
+    assert scaled["expected_calibration_error"] != plain["expected_calibration_error"]
