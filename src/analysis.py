@@ -94,14 +94,36 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(grid[losses.argmin()])
 
 
+# ----------------------------------------------------------------------------- representations
+
+@torch.no_grad()
+def linear_probe_accuracies(network, fit, score, ridge: float = 1.0) -> dict[str, float]:
+    """How linearly separable the classes already are in each backbone stage's features (max-pooled to 3x3): a ridge
+    least-squares read-out (one-hot targets, standardised features) fitted on `fit` and scored on `score`, both
+    LabelledImages (linear probes: Alain & Bengio, 2017). Task 2 probes networks before any MNIST training."""
+    network = network.cpu().eval()
+
+    def features(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x, out = (images - network.input_mean) / network.input_std, {}
+        for name in ("stage1", "stage2", "stage3"):
+            x = getattr(network.backbone, name)(x)
+            out[name] = torch.nn.functional.adaptive_max_pool2d(x, 3).flatten(1).double()
+        return out
+    fit_features, score_features = features(fit.images.cpu()), features(score.images.cpu())
+    targets = torch.nn.functional.one_hot(fit.labels.cpu(), int(fit.labels.max()) + 1).double()
+    accuracies = {}
+    for stage, x in fit_features.items():
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        x, z = (x - mean) / std, (score_features[stage] - mean) / std
+        x, z = (torch.cat([part, torch.ones(len(part), 1, dtype=part.dtype)], 1) for part in (x, z))  # a bias
+        weights = torch.linalg.solve(x.T @ x + ridge * torch.eye(x.shape[1], dtype=x.dtype), x.T @ targets)
+        accuracies[stage] = accuracy((z @ weights).argmax(1), score.labels.cpu())
+    return accuracies
+
+
 # ----------------------------------------------------------------------------- convergence
 
 WHEN = ("step", "epoch", "wall_seconds")  # where in a run an evaluation row was taken
-
-
-def first_reaching(step_evaluations: list[dict], key: str, threshold: float) -> dict | None:
-    """The first evaluation row where `key` >= threshold (step, epoch, wall seconds), else None."""
-    return next(({name: row[name] for name in WHEN} for row in step_evaluations if row[key] >= threshold), None)
 
 
 def first_staying_at_or_above(step_evaluations: list[dict], key: str, threshold: float) -> dict | None:
@@ -168,9 +190,13 @@ def paired_t_test(first, second) -> dict:
 def difference_text(first, second, paired_by: str = "fold") -> str:
     """How a conclusion states a difference in accuracy: '+2.3 points (paired by fold, n=5, p = 0.086: not
     resolved at p < 0.05)'. A difference the test does not resolve must not be stated as one."""
-    test = paired_t_test(first, second)
+    return paired_test_text(paired_t_test(first, second), paired_by)
+
+
+def paired_test_text(test: dict, paired_by: str = "seed", scale: float = 100.0, unit: str = "points") -> str:
+    """`difference_text` for a `paired_t_test` result already at hand (scale 100, points: accuracies)."""
     if test["n"] < 2:
-        return f"{100 * test['mean_difference']:+.1f} points (n={test['n']} {paired_by}: untested)"
+        return f"{scale * test['mean_difference']:+.1f} {unit} (n={test['n']} {paired_by}: untested)"
     verdict = "resolved" if test["p_value"] < 0.05 else "not resolved"
-    return (f"{100 * test['mean_difference']:+.1f} points (paired by {paired_by}, n={test['n']}, "
+    return (f"{scale * test['mean_difference']:+.1f} {unit} (paired by {paired_by}, n={test['n']}, "
             f"p = {test['p_value']:.3f}: {verdict} at p < 0.05)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -186,11 +186,13 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
           loss_function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
           checkpoint_path: str | Path | None = None, resume: bool = False, checkpoint_metadata: dict | None = None,
           device: torch.device | str | None = None, progress: bool | None = None,
-          description: str = "training", compile_backend: str | None = None) -> TrainResult:
+          description: str = "training", compile_backend: str | None = None,
+          evaluate_at_steps: Collection[int] = ()) -> TrainResult:
     """Train `model` on `data` and return it with its history.
 
     `evaluation_sets` are evaluated after every epoch, `step_evaluation_sets` every
-    `config.evaluate_every_steps` optimizer steps (for convergence curves); evaluation time is
+    `config.evaluate_every_steps` optimizer steps and at each step in `evaluate_at_steps` (dense early
+    points for convergence curves); evaluation time is
     excluded from the wall-clock seconds recorded. `loss_function(logits, labels)` replaces
     cross-entropy (Task 3 passes its own). With `checkpoint_path`, a checkpoint is written after
     every epoch; `resume=True` continues from it. `progress=None` follows `runs.progress_enabled()`.
@@ -275,7 +277,8 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
             loss_sum += loss.detach()
             correct += (logits.argmax(1) == labels).sum()
             bar.update(1)
-            if config.evaluate_every_steps and step % config.evaluate_every_steps == 0 and step_evaluation_sets:
+            every = config.evaluate_every_steps
+            if step_evaluation_sets and (step in evaluate_at_steps or (every and step % every == 0)):
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 epoch_seconds += time.perf_counter() - started

@@ -124,6 +124,13 @@ def test_compiled_training_steps_match_eager_ones():
     assert all(torch.equal(plain[k], compiled[k]) for k in plain)
 
 
+def test_step_evaluations_come_at_the_dense_early_steps_and_every_n_after():
+    data = bar_digits(256)  # 8 steps of 32 per epoch
+    result = train(build_model(SMALL, seed=0), data, quick_config(epochs=2, evaluate_every_steps=6), progress=False,
+                   step_evaluation_sets={"train_set": data}, evaluate_at_steps=range(1, 4))
+    assert [row["step"] for row in result.step_evaluations] == [1, 2, 3, 6, 12]
+
+
 def test_custom_loss_function_is_used():
     calls = []
 
