@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .files import PROJECT_ROOT, atomic_write_bytes
+from .files import PROJECT_ROOT, atomic_write_bytes, sha256_of_source
 from .model import CharacterCNN, ModelConfig, with_new_head
 from .preprocess import PREPROCESSING_VERSION
 from .runs import on_colab, project_relative
@@ -184,6 +184,15 @@ def format_metric(name: str, value) -> str:
     if isinstance(value, float):
         return f"{name} {100 * value:.2f} %" if "accuracy" in name else f"{name} {value:.4f}"
     return f"{name} {value}"
+
+
+def checkpoint_identity(path: Path) -> dict:
+    """Which file a run started from: a later re-run of the task that saved it replaces the file, so
+    results that start from a checkpoint name it by content (sha256) and by the commit that trained it."""
+    metadata = read_checkpoint(path)["metadata"]
+    return {"file": project_relative(path), "sha256": sha256_of_source(Path(path))[:12],
+            "git_commit": metadata.get("git_commit", "unknown")[:7], "device": metadata.get("device", "unknown"),
+            "saved_at": metadata.get("saved_at", "unknown")}
 
 
 def describe_checkpoints(paths) -> list[dict]:

