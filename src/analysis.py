@@ -193,10 +193,19 @@ def difference_text(first, second, paired_by: str = "fold") -> str:
     return paired_test_text(paired_t_test(first, second), paired_by)
 
 
-def paired_test_text(test: dict, paired_by: str = "seed", scale: float = 100.0, unit: str = "points") -> str:
+def paired_test_text(test: dict, paired_by: str = "seed", scale: float = 100.0, unit: str = "points",
+                     places: int = 1) -> str:
     """`difference_text` for a `paired_t_test` result already at hand (scale 100, points: accuracies)."""
     if test["n"] < 2:
-        return f"{scale * test['mean_difference']:+.1f} {unit} (n={test['n']} {paired_by}: untested)"
+        return f"{scale * test['mean_difference']:+.{places}f} {unit} (n={test['n']} {paired_by}: untested)"
     verdict = "resolved" if test["p_value"] < 0.05 else "not resolved"
-    return (f"{scale * test['mean_difference']:+.1f} {unit} (paired by {paired_by}, n={test['n']}, "
+    return (f"{scale * test['mean_difference']:+.{places}f} {unit} (paired by {paired_by}, n={test['n']}, "
             f"p = {test['p_value']:.3f}: {verdict} at p < 0.05)")
+
+
+def welch_t_test(first, second) -> dict:
+    """Unpaired comparison of two sets of runs that share no seeds (Welch's t-test, scipy.stats.ttest_ind)."""
+    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    test = stats.ttest_ind(first, second, equal_var=False)
+    return {"mean_difference": float(first.mean() - second.mean()), "t": float(test.statistic),
+            "p_value": float(test.pvalue), "n": [len(first), len(second)]}

@@ -103,6 +103,16 @@ def test_a_difference_is_stated_with_its_paired_test_and_whether_it_is_resolved(
     assert analysis.difference_text([0.9], [0.8]) == "+10.0 points (n=1 fold: untested)"
 
 
+def test_a_small_difference_keeps_its_sign_and_runs_without_shared_seeds_get_an_unpaired_test():
+    close = analysis.paired_t_test([0.9970, 0.9971, 0.9972], [0.9966, 0.9967, 0.9969])
+    assert analysis.paired_test_text(close).startswith("+0.0 points")  # one decimal hides it ...
+    assert analysis.paired_test_text(close, places=2).startswith("+0.04 points")  # ... two show it
+    # Welch: t = (2.5 - 6) / sqrt(var1/4 + var2/5) = -3.5 / sqrt(1.6667/4 + 10/5), unequal variances, df ~ 5.4
+    welch = analysis.welch_t_test([1, 2, 3, 4], [2, 4, 6, 8, 10])
+    assert welch["mean_difference"] == -3.5 and welch["n"] == [4, 5]
+    assert abs(welch["t"] - (-3.5 / (1.6666667 / 4 + 10 / 5) ** 0.5)) < 1e-6 and 0.05 < welch["p_value"] < 0.1
+
+
 def test_linear_probes_read_separable_classes_and_not_noise():
     from src.model import ModelConfig, build_model
     from src.train import LabelledImages

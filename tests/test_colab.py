@@ -4,6 +4,7 @@ switched in one place, the checkpoints section every notebook ends with, and no 
 anything we publish."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from src import datasets, sources, train
-from src.checkpoints import print_and_offer, read_checkpoint, save_checkpoint
+from src.checkpoints import checkpoint_identity, print_and_offer, read_checkpoint, save_checkpoint
 from src.files import DataError
 from src.model import ModelConfig, build_model
 from src.runs import PROJECT_ROOT, progress_enabled
@@ -143,6 +144,23 @@ def test_precision_is_stored_in_the_checkpoint(tmp_path):
                          train.TrainConfig(epochs=1, batch_size=16), device="cpu", progress=False)
     path = train.finished_checkpoint(tmp_path / "digits.pt", result, {"task": "test"})
     assert read_checkpoint(path)["metadata"]["precision"] == "float32" == result.precision
+
+
+def test_a_checkpoint_is_named_by_its_content_and_the_commit_that_trained_it(tmp_path, monkeypatch):
+    """Tasks 2 and 3 record which task1.pt they started from: a re-run of Task 1 replaces the file."""
+    digits = train.LabelledImages(torch.rand(32, 1, 28, 28), torch.arange(32) % 10)
+    config = train.TrainConfig(epochs=1, batch_size=16)
+    monkeypatch.setenv("PLAYMNIST_GIT_COMMIT", "abcdef0123456789")
+    path = tmp_path / "task1.pt"
+    identities = []
+    for seed in (0, 1):
+        result = train.train(build_model(ModelConfig(num_classes=10), seed=seed), digits, config, device="cpu",
+                             progress=False)
+        train.finished_checkpoint(path, result, {"task": "test"})
+        identities.append(checkpoint_identity(path))
+    assert identities[1]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    assert identities[0]["sha256"] != identities[1]["sha256"]
+    assert identities[1]["git_commit"] == "abcdef0" and identities[1]["device"] == result.device
 
 
 # ----------------------------------------------------------------------------- progress
