@@ -121,7 +121,7 @@ def train_on_mnist(network: torch.nn.Module, train_set: LabelledImages, validati
 
 def loss_jump(history: list[dict]) -> float:
     """The largest training loss after epoch 5 over the lowest of the first 8 epochs: well above 1, the loss
-    climbed back up after it had started to fall (an unstable step size, not something in the data)."""
+    climbed back up after it had started to fall."""
     losses = [row["train_loss"] for row in history]
     return max(losses[5:]) / min(losses[:8])
 

@@ -11,7 +11,10 @@
 # checkpoints/task1.pt from start to end while Task 1's re-run writes its new one elsewhere (their results name the
 # task1.pt they started from), and a second call of the device tool, which re-copies the working tree, cannot
 # overwrite what a run in progress wrote. So the script can be started detached (setsid) in one call and
-# collected in the next: it writes OUTPUT_FOLDER/finished when everything has ended.
+# collected in the next: it writes OUTPUT_FOLDER/finished when everything has ended. As run at 39a29d7 (H200):
+#   call 1: setsid nohup bash tools/device_run.sh --budget full --deadline 740 --commit HASH /tmp/dr \
+#               >/dev/null 2>&1 </dev/null &   then wait up to ~9 min for /tmp/dr/finished, copy /tmp/dr/*.log *.tar.gz to $OUT
+#   call 2, at once (the machine is still warm): the same wait and copy. Carry .whl and .devicedata in both.
 # One GPU, 16 host cores: each notebook is bound by kernel launches, not by the GPU, so they share it well.
 # Order: the bench (python -m bench; --quick with the quick budget), stopped after --bench-seconds (default 0:
 # skipped; BENCH_ARGS passes options such as "--repeats 3 --budget-seconds 20"), then the notebooks, each stopped
