@@ -2,10 +2,12 @@
 
 Four ways to train, each from scratch and from the Task 1 network (new 10-class head):
   naive          cross-entropy on the folder names, as the assignment asks and public solutions did;
-  complementary  the folder read as "not this digit": loss -log(1 - p_folder) (Ishida et al. 2017;
-                 Yu et al. 2018), which needs no estimate of how the folders were assigned;
-  corrected      forward-corrected cross-entropy through T[true digit, folder] (Patrini et al. 2017),
-                 with T estimated from the naive network's predictions on held-out images;
+  complementary  the folder read as "not this digit" (a complementary label, Ishida et al. 2017): loss
+                 -log(1 - p_folder) (Kim et al. 2019; Chou et al. 2020), which needs no estimate of how the
+                 folders were assigned;
+  corrected      forward-corrected cross-entropy through T[true digit, folder] (Patrini et al. 2017; Yu et al.
+                 2018 for complementary labels), with T estimated from the naive network's predictions on
+                 held-out images;
   two-stage      the corrected network labels the training images (confident ones, never its own
                  folder), then ordinary training on those pseudo-labels.
 Learning uses mnistTask3's images and folders only (and the Task 1 network); MNIST's training labels are never
