@@ -1,0 +1,100 @@
+"""Exploration for issue 13 (not part of any notebook): what would lift two-stage training from scratch?
+
+For one seed, from scratch: the corrected stage (T from the committed `checkpoints/task3_scratch.pt`, itself estimated
+without clean labels), then from the same corrected network
+  A  stage 2 as `task3.PSEUDO_LABELLED` (the most confident 95 % of the images whose prediction is not their folder)
+  D  stage 2 on every image whose prediction is not its folder (share 1.0)
+  B  stage 2 as A without label smoothing
+  C  a third stage: A's network relabels the images (95 % again), then stage 2 once more.
+With --oracle, instead: stage 2's recipe on the same training images with their TRUE labels, a diagnostic of what
+the images themselves allow (is the gap to Task 2 the JPEG images or the labels?). Reported: MNIST test accuracy and
+ECE of each run, and an audit of each set of pseudo-labels against the MNIST training labels the file numbers name
+(read only here, after all learning; nothing is chosen with them). Writes the JSON after every stage.
+
+    python -m tools.explore_task3_stages --seed 0 --out results/explore/task3_stages_seed0.json
+    python -m tools.explore_task3_stages --seed 0 --oracle --out results/explore/task3_true_labels_seed0.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+
+import torch
+
+from src import analysis
+from src.checkpoints import read_checkpoint
+from src.datasets import load_mnisttask3
+from src.files import atomic_write_bytes
+from src.mnist import load_mnist
+from src.model import build_model
+from src.noisy_labels import confident_pseudo_labels, forward_corrected_loss
+from src.runs import PROJECT_ROOT, device_name
+from src.splits import stratified_split
+from src.task2 import MODEL
+from src.task3 import CORRECTED, PSEUDO_LABEL_SHARE, PSEUDO_LABELLED, VALIDATION_FRACTION, split_mnisttask3
+from src.train import LabelledImages, predict_logits, train
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--train-images", type=int, default=None, help="a subset, to try the script quickly")
+    parser.add_argument("--epoch-scale", type=float, default=1.0, help="times each recipe's epochs (at least 1)")
+    parser.add_argument("--oracle", action="store_true", help="only the diagnostic run on the true labels")
+    arguments = parser.parse_args(argv)
+    seed = arguments.seed
+    noisy = load_mnisttask3()
+    train_set, _, _ = split_mnisttask3(noisy, arguments.train_images)
+    train_index, _ = stratified_split(noisy.folder_labels, VALIDATION_FRACTION, seed=0)  # as split_mnisttask3
+    if arguments.train_images:
+        train_index = train_index[torch.randperm(len(train_index), generator=torch.Generator().manual_seed(0))
+                                  [:arguments.train_images]]
+    assert torch.equal(noisy.folder_labels[train_index], train_set.labels)
+    test_images, test_labels, _ = load_mnist("test")
+    test = LabelledImages(test_images, test_labels)
+    audit_labels = load_mnist("train")[1][noisy.file_indices[train_index]]  # the audit only
+    transition = read_checkpoint(PROJECT_ROOT / "checkpoints" / "task3_scratch.pt")["metadata"]["transition_matrix"]
+    report = {"seed": seed, "data": noisy.source.describe(), "train_images": len(train_set), "device": device_name()}
+
+    def save() -> None:
+        atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
+
+    def stage(config, data: LabelledImages, name: str, loss_function=None):
+        started = time.perf_counter()
+        config = replace(config, seed=seed, evaluate_every_steps=0,
+                         epochs=max(1, round(config.epochs * arguments.epoch_scale)))
+        model = train(build_model(MODEL, seed=seed), data, config, loss_function=loss_function, progress=False).model
+        logits = predict_logits(model, test.images).cpu()
+        report[name] = {"mnist_test_accuracy": analysis.accuracy(logits.argmax(1), test.labels),
+                        "ece": analysis.expected_calibration_error(torch.softmax(logits, 1), test.labels),
+                        "seconds": time.perf_counter() - started, "epochs": config.epochs, "images": len(data)}
+        print(name, json.dumps(report[name]), flush=True)
+        save()
+        return model
+
+    def pseudo_labelled(model, name: str, share: float = PSEUDO_LABEL_SHARE) -> LabelledImages:
+        keep, labels, _ = confident_pseudo_labels(predict_logits(model, train_set.images).cpu(), train_set.labels,
+                                                  share)
+        report[name] = {"kept": int(keep.sum()),
+                        "audit_accuracy_of_kept": analysis.accuracy(labels[keep], audit_labels[keep]),
+                        "audit_accuracy_all": analysis.accuracy(labels, audit_labels)}
+        print(name, json.dumps(report[name]), flush=True)
+        return LabelledImages(train_set.images[keep], labels[keep])
+
+    if arguments.oracle:
+        stage(PSEUDO_LABELLED, LabelledImages(train_set.images, audit_labels), "F_true_labels_jpeg")
+        return
+    corrected = stage(CORRECTED, train_set, "corrected", forward_corrected_loss(transition))
+    confident = pseudo_labelled(corrected, "pseudo_labels_from_corrected")
+    two_stage = stage(PSEUDO_LABELLED, confident, "A_two_stage")
+    stage(PSEUDO_LABELLED, pseudo_labelled(corrected, "pseudo_labels_from_corrected_all", share=1.0),
+          "D_two_stage_every_image")
+    stage(replace(PSEUDO_LABELLED, label_smoothing=0.0), confident, "B_two_stage_no_smoothing")
+    stage(PSEUDO_LABELLED, pseudo_labelled(two_stage, "pseudo_labels_from_two_stage"), "C_three_stage")
+
+
+if __name__ == "__main__":
+    main()
