@@ -71,12 +71,18 @@ THRESHOLDS = (0.98, 0.99)
 
 # ----------------------------------------------------------------------------- steps
 
-def split_mnisttask3(noisy: NoisyDigits, train_images: int | None = None):
-    """Training and held-out validation parts, both labelled by folder only."""
+def split_indices(noisy: NoisyDigits, train_images: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which of mnistTask3's images train and which are held out (stratified by folder; a seeded training subset)."""
     train_index, validation_index = stratified_split(noisy.folder_labels, VALIDATION_FRACTION, seed=0)
     if train_images:
         shuffled = torch.randperm(len(train_index), generator=torch.Generator().manual_seed(0))
         train_index = train_index[shuffled[:train_images]]
+    return train_index, validation_index
+
+
+def split_mnisttask3(noisy: NoisyDigits, train_images: int | None = None):
+    """Training and held-out validation parts, both labelled by folder only."""
+    train_index, validation_index = split_indices(noisy, train_images)
     return (LabelledImages(noisy.images[train_index], noisy.folder_labels[train_index]),
             LabelledImages(noisy.images[validation_index], noisy.folder_labels[validation_index]), validation_index)
 

@@ -21,9 +21,9 @@ from src import analysis
 from src.classes import CLASS_CHARACTERS
 from src.datasets import load_trainpart1
 from src.decoding import writer_consistent_predictions
+from src.files import atomic_write_bytes
 from src.model import build_model
 from src.preprocess import geometry_reference
-from src.files import atomic_write_bytes
 from src.runs import device_name
 from src.splits import grouped_kfold
 from src.task1 import FOLD_SEED, FOLDS, RECIPE, network_inputs

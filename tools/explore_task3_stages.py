@@ -31,9 +31,8 @@ from src.mnist import load_mnist
 from src.model import build_model
 from src.noisy_labels import confident_pseudo_labels, forward_corrected_loss
 from src.runs import PROJECT_ROOT, device_name
-from src.splits import stratified_split
 from src.task2 import MODEL
-from src.task3 import CORRECTED, PSEUDO_LABEL_SHARE, PSEUDO_LABELLED, VALIDATION_FRACTION, split_mnisttask3
+from src.task3 import CORRECTED, PSEUDO_LABEL_SHARE, PSEUDO_LABELLED, split_indices, split_mnisttask3
 from src.train import LabelledImages, predict_logits, train
 
 
@@ -48,11 +47,7 @@ def main(argv=None) -> None:
     seed = arguments.seed
     noisy = load_mnisttask3()
     train_set, _, _ = split_mnisttask3(noisy, arguments.train_images)
-    train_index, _ = stratified_split(noisy.folder_labels, VALIDATION_FRACTION, seed=0)  # as split_mnisttask3
-    if arguments.train_images:
-        train_index = train_index[torch.randperm(len(train_index), generator=torch.Generator().manual_seed(0))
-                                  [:arguments.train_images]]
-    assert torch.equal(noisy.folder_labels[train_index], train_set.labels)
+    train_index, _ = split_indices(noisy, arguments.train_images)
     test_images, test_labels, _ = load_mnist("test")
     test = LabelledImages(test_images, test_labels)
     audit_labels = load_mnist("train")[1][noisy.file_indices[train_index]]  # the audit only
@@ -75,9 +70,8 @@ def main(argv=None) -> None:
         save()
         return model
 
-    def pseudo_labelled(model, name: str, share: float = PSEUDO_LABEL_SHARE) -> LabelledImages:
-        keep, labels, _ = confident_pseudo_labels(predict_logits(model, train_set.images).cpu(), train_set.labels,
-                                                  share)
+    def pseudo_labelled(logits: torch.Tensor, name: str, share: float = PSEUDO_LABEL_SHARE) -> LabelledImages:
+        keep, labels, _ = confident_pseudo_labels(logits, train_set.labels, share)
         report[name] = {"kept": int(keep.sum()),
                         "audit_accuracy_of_kept": analysis.accuracy(labels[keep], audit_labels[keep]),
                         "audit_accuracy_all": analysis.accuracy(labels, audit_labels)}
@@ -87,13 +81,15 @@ def main(argv=None) -> None:
     if arguments.oracle:
         stage(PSEUDO_LABELLED, LabelledImages(train_set.images, audit_labels), "F_true_labels_jpeg")
         return
-    corrected = stage(CORRECTED, train_set, "corrected", forward_corrected_loss(transition))
+    corrected = predict_logits(stage(CORRECTED, train_set, "corrected", forward_corrected_loss(transition)),
+                               train_set.images).cpu()  # read once, labelled two ways
     confident = pseudo_labelled(corrected, "pseudo_labels_from_corrected")
     two_stage = stage(PSEUDO_LABELLED, confident, "A_two_stage")
     stage(PSEUDO_LABELLED, pseudo_labelled(corrected, "pseudo_labels_from_corrected_all", share=1.0),
           "D_two_stage_every_image")
     stage(replace(PSEUDO_LABELLED, label_smoothing=0.0), confident, "B_two_stage_no_smoothing")
-    stage(PSEUDO_LABELLED, pseudo_labelled(two_stage, "pseudo_labels_from_two_stage"), "C_three_stage")
+    stage(PSEUDO_LABELLED, pseudo_labelled(predict_logits(two_stage, train_set.images).cpu(),
+                                           "pseudo_labels_from_two_stage"), "C_three_stage")
 
 
 if __name__ == "__main__":
