@@ -6,6 +6,9 @@ without clean labels), then from the same corrected network
   D  stage 2 on every image whose prediction is not its folder (share 1.0)
   B  stage 2 as A without label smoothing
   C  a third stage: A's network relabels the images (95 % again), then stage 2 once more.
+With --soft, only E: stage 2 on every image with a soft target instead of a hard pseudo-label, the corrected
+network's posterior given the folder, p(digit | image, folder) ~ p(digit | image) T[digit, folder] (no smoothing;
+the uncertain images then teach their uncertainty instead of a guess).
 With --oracle, instead: stage 2's recipe on the same training images with their TRUE labels, a diagnostic of what
 the images themselves allow (is the gap to Task 2 the JPEG images or the labels?). Reported: MNIST test accuracy and
 ECE of each run, and an audit of each set of pseudo-labels against the MNIST training labels the file numbers name
@@ -13,6 +16,7 @@ ECE of each run, and an audit of each set of pseudo-labels against the MNIST tra
 
     python -m tools.explore_task3_stages --seed 0 --out results/explore/task3_stages_seed0.json
     python -m tools.explore_task3_stages --seed 0 --oracle --out results/explore/task3_true_labels_seed0.json
+    python -m tools.explore_task3_stages --seed 0 --soft --out results/explore/task3_soft_targets_seed0.json
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ def main(argv=None) -> None:
     parser.add_argument("--train-images", type=int, default=None, help="a subset, to try the script quickly")
     parser.add_argument("--epoch-scale", type=float, default=1.0, help="times each recipe's epochs (at least 1)")
     parser.add_argument("--oracle", action="store_true", help="only the diagnostic run on the true labels")
+    parser.add_argument("--soft", action="store_true", help="after the corrected stage, only E (soft targets)")
     arguments = parser.parse_args(argv)
     seed = arguments.seed
     noisy = load_mnisttask3()
@@ -83,6 +88,20 @@ def main(argv=None) -> None:
         return
     corrected = predict_logits(stage(CORRECTED, train_set, "corrected", forward_corrected_loss(transition)),
                                train_set.images).cpu()  # read once, labelled two ways
+    if arguments.soft:
+        posterior = torch.softmax(corrected, 1) * transition[:, train_set.labels].T
+        posterior = posterior / posterior.sum(1, keepdim=True)
+        report["soft_targets"] = {"audit_accuracy_of_argmax": analysis.accuracy(posterior.argmax(1), audit_labels),
+                                  "mean_largest_probability": float(posterior.max(1).values.mean())}
+        print("soft_targets", json.dumps(report["soft_targets"]), flush=True)
+        indexed = LabelledImages(train_set.images, torch.arange(len(train_set)))  # labels index the targets
+
+        def soft_cross_entropy(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            return -(posterior.to(logits.device)[index] * torch.log_softmax(logits, 1)).sum(1).mean()
+
+        stage(replace(PSEUDO_LABELLED, label_smoothing=0.0), indexed, "E_soft_targets_every_image",
+              loss_function=soft_cross_entropy)
+        return
     confident = pseudo_labelled(corrected, "pseudo_labels_from_corrected")
     two_stage = stage(PSEUDO_LABELLED, confident, "A_two_stage")
     stage(PSEUDO_LABELLED, pseudo_labelled(corrected, "pseudo_labels_from_corrected_all", share=1.0),

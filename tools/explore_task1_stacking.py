@@ -1,0 +1,119 @@
+"""Exploration for issue 12 (not part of any notebook): re-weigh the geometry on held-out predictions (stacking).
+
+The network's head learns how much a character's size matters on its training images, whose shapes it can also
+memorise; on new writers the shape cue is weaker and size should count for more. Stacked generalisation (Wolpert
+1992) fits that weight where it is honest: on out-of-fold logits. A second-level model
+    new logit_c = logit_c / T + w_c . geometry + b_c        (geometry: the recipe's 4 writer-relative features)
+is fitted, for each writer fold k, on the out-of-fold logits of the other folds' writers and scored on fold k's, so
+no label of fold k touches what predicts fold k (the networks that made the other folds' logits did see fold k's
+writers, as in any stacking; none was fitted on fold k's labels). Compared, per fold with paired tests: the logits
+as they are, temperature only (what `task1.calibrate` does), and temperature + geometry, each per image, case-merged,
+writer-decoded and by ECE.
+
+Needs the out-of-fold logits of `tools.explore_task1_resolution --save-logits` (no training here):
+
+    python -m tools.explore_task1_stacking --logits data/task1_resolution_logits.pt \\
+        --out results/explore/task1_stacking.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+import torch.nn.functional as F
+
+from src import analysis
+from src.classes import CLASS_CHARACTERS
+from src.datasets import load_trainpart1
+from src.decoding import writer_consistent_predictions
+from src.files import atomic_write_bytes
+from src.preprocess import geometry_reference, writer_relative_geometry
+from src.splits import grouped_kfold
+from src.task1 import FOLD_SEED, FOLDS
+
+MEASURES = ("accuracy", "accuracy_case_merged", "accuracy_writer_decoded", "expected_calibration_error")
+
+
+def fit_stacker(logits: torch.Tensor, geometry: torch.Tensor | None, labels: torch.Tensor, l2: float) -> dict:
+    """Inverse temperature, and (with geometry) per-class geometry weights and biases, by penalised likelihood."""
+    mean, std = (geometry.mean(0), geometry.std(0) + 1e-6) if geometry is not None else (None, None)
+    inverse_temperature = torch.ones(1, requires_grad=True)
+    weights = torch.zeros(logits.shape[1], 0 if geometry is None else geometry.shape[1], requires_grad=True)
+    biases = torch.zeros(logits.shape[1], requires_grad=geometry is not None)
+    parameters = [inverse_temperature] + ([weights, biases] if geometry is not None else [])
+    stacker = {"inverse_temperature": inverse_temperature, "weights": weights, "biases": biases, "mean": mean,
+               "std": std}
+    optimiser = torch.optim.LBFGS(parameters, max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = F.cross_entropy(stacked_logits(stacker, logits, geometry), labels) + l2 * weights.square().sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return stacker
+
+
+def stacked_logits(stacker: dict, logits: torch.Tensor, geometry: torch.Tensor | None) -> torch.Tensor:
+    new = logits * stacker["inverse_temperature"]
+    if geometry is not None:
+        new = new + ((geometry - stacker["mean"]) / stacker["std"]) @ stacker["weights"].T + stacker["biases"]
+    return new
+
+
+def scores(logits: torch.Tensor, labels: torch.Tensor, writers: torch.Tensor) -> dict:
+    predictions = logits.argmax(1)
+    return {"accuracy": analysis.accuracy(predictions, labels),
+            "accuracy_case_merged": analysis.case_merged_accuracy(predictions, labels),
+            "accuracy_writer_decoded": analysis.accuracy(writer_consistent_predictions(
+                torch.log_softmax(logits, 1), writers, labels, CLASS_CHARACTERS), labels),
+            "expected_calibration_error": analysis.expected_calibration_error(torch.softmax(logits, 1), labels)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logits", required=True, help="a file written by explore_task1_resolution --save-logits")
+    parser.add_argument("--variant", default="28x28 (recipe)", help="whose out-of-fold logits")
+    parser.add_argument("--l2", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1], help="penalties on the geometry weights")
+    parser.add_argument("--out", required=True)
+    arguments = parser.parse_args(argv)
+    saved = torch.load(arguments.logits, weights_only=True)
+    characters = load_trainpart1()
+    if list(saved["files"]) != list(characters.files):
+        raise SystemExit(f"{arguments.logits} was written for other files than this trainPart1")
+    logits, labels, writers = saved[arguments.variant].float(), characters.labels, characters.writers
+    # Each writer's medians only (no labels): the same input the recipe's network gets.
+    geometry = writer_relative_geometry(characters.geometry, writers, geometry_reference(characters.geometry))
+    folds = [validation for _, validation in grouped_kfold(writers, FOLDS, FOLD_SEED)]
+    methods = {"as trained": None, "temperature only": ("temperature", 0.0),
+               **{f"temperature + geometry (l2 {l2:g})": ("geometry", l2) for l2 in arguments.l2}}
+    report = {"data": characters.source.describe(), "logits": arguments.variant, "methods": {}}
+    for method, setting in methods.items():
+        rows = []
+        for fold, index in enumerate(folds):
+            fold_logits = logits[index]
+            if setting is not None:
+                other = torch.cat([other for other in folds if other is not index])
+                kind, l2 = setting
+                use_geometry = kind == "geometry"
+                stacker = fit_stacker(logits[other], geometry[other] if use_geometry else None, labels[other], l2)
+                with torch.no_grad():
+                    fold_logits = stacked_logits(stacker, fold_logits, geometry[index] if use_geometry else None)
+            rows.append({"fold": fold, **scores(fold_logits.detach(), labels[index], writers[index])})
+        report["methods"][method] = {"folds": rows}
+        baseline = report["methods"]["as trained"]["folds"]
+        for measure in MEASURES:
+            values = [row[measure] for row in rows]
+            line = analysis.format_mean_std(values, **({} if measure != "expected_calibration_error"
+                                                        else {"scale": 1, "digits": 3, "unit": ""}))
+            if method != "as trained" and measure != "expected_calibration_error":
+                line += "; vs as trained " + analysis.difference_text(values, [row[measure] for row in baseline])
+            report["methods"][method][measure] = line
+            print(f"{method}, {measure}: {line}")
+    atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
+
+
+if __name__ == "__main__":
+    main()
