@@ -15,6 +15,7 @@ from src import analysis
 from src.runs import PROJECT_ROOT
 
 EXPLORE = PROJECT_ROOT / "results" / "explore"
+GEOMETRY_FEATURES = "the recipe's 4 geometry features"
 TASK1_MEASURES = (("accuracy", "per image"), ("accuracy_case_merged", "case-merged"),
                   ("accuracy_writer_decoded", "writer-decoded"))
 
@@ -56,7 +57,8 @@ def task1_rows() -> list[dict]:
         cost = sum(f["train_seconds"] for f in finer["folds"]) / sum(f["train_seconds"] for f in recipe["folds"])
         add(f"input {name} (ink fitted into {finer['image_size'] * 20 // 28}x{finer['image_size'] * 20 // 28}; "
             f"{cost:.1f}x the training)", finer["folds"], recipe["folds"], "{}", "{}",
-            "python -m tools.explore_task1_resolution --out results/explore/task1_resolution.json", resolution["device"])
+            "python -m tools.explore_task1_resolution --out results/explore/task1_resolution.json "
+            "--save-logits data/task1_resolution_logits.pt", resolution["device"])
     stacking = _read("task1_stacking")
     if stacking:
         recipe = stacking["methods"]["as trained"]["folds"]
@@ -74,9 +76,18 @@ def task1_geometry_ceiling() -> str | None:
     if not sizes or "mean_over_pairs_writer_grouped_cv_logistic" not in sizes:
         return None
     means = sizes["mean_over_pairs_writer_grouped_cv_logistic"]
-    return (f"geometry alone (no image), logistic regression per look-alike letter pair, writer-grouped CV, mean over "
+    text = (f"- geometry alone (no image), a logistic regression per look-alike letter pair, writer-grouped CV, mean over "
             f"{len(sizes['pairs'])} pairs: " + "; ".join(f"{name} {100 * value:.1f} %" for name, value in means.items())
-            + " (python -m tools.explore_task1_case_size --out results/explore/task1_case_size.json)")
+            + "\n    python -m tools.explore_task1_case_size --out results/explore/task1_case_size.json")
+    resolution = _read("task1_resolution")
+    if resolution:
+        network = next(iter(resolution["variants"].values()))["pair_accuracy"]
+        alone = {pair: row["writer_grouped_cv_logistic_accuracy"][GEOMETRY_FEATURES]
+                 for pair, row in sizes["pairs"].items()}
+        text += ("\n- per pair, the recipe's network of the resolution run (out-of-fold, its two logits) | geometry alone (its 4 features):\n    "
+                 + ", ".join(f"{pair[0]}/{pair[1]} {100 * network[pair]:.0f} | {100 * alone[pair]:.0f}"
+                             for pair in alone if pair in network))
+    return text
 
 
 def task3_rows() -> list[dict]:

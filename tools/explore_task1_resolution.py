@@ -10,7 +10,8 @@ Beside per-image, case-merged and writer-decoded accuracy, each look-alike case 
 (out-of-fold, the pair's two logits only), to compare with what the ink box's geometry alone achieves
 (`tools.explore_task1_case_size`).
 
-    python -m tools.explore_task1_resolution --out results/explore/task1_resolution.json
+    python -m tools.explore_task1_resolution --out results/explore/task1_resolution.json \
+        --save-logits data/task1_resolution_logits.pt
 """
 from __future__ import annotations
 
