@@ -90,6 +90,21 @@ def task1_geometry_ceiling() -> str | None:
     return text
 
 
+def task1_look_alikes() -> str | None:
+    """What limits writer-consistent decoding: its errors inside the glyph triplets, and how consistently one writer's
+    two look-alike drawings are ordered by the best single geometry feature."""
+    stacking, sizes = _read("task1_stacking"), _read("task1_case_size")
+    if not stacking or not sizes or "glyph_pairs_within_writer_order" not in sizes:
+        return None
+    errors = stacking["decoded_errors_as_trained"]
+    inside = ", ".join(f"{count} inside {'/'.join(name.split()[-1])}" for name, count in errors.items() if name != "total")
+    order = ", ".join(f"{pair[0]}/{pair[1]} {100 * max(row.values()):.0f} % ({max(row, key=row.get)})"
+                      for pair, row in sizes["glyph_pairs_within_writer_order"].items())
+    return (f"- writer-decoded errors of the resolution run's recipe network: {errors['total']}, of which {inside}\n"
+            f"- within one writer, the share of writers whose two look-alike drawings the best single geometry feature "
+            f"orders the same way:\n    {order}")
+
+
 def task3_rows() -> list[dict]:
     """Stage-2 variants from scratch against the recipe's two-stage network of the same seed's run (paired by seed)."""
     stages = [s for s in (_read(f"task3_stages_seed{seed}") for seed in range(10)) if s]
@@ -113,8 +128,11 @@ def task3_rows() -> list[dict]:
         "python -m tools.explore_task3_stages --seed S --out results/explore/task3_stages_seedS.json")
     for key, what in variants.items():
         add(what, by_seed, key, "python -m tools.explore_task3_stages --seed S --out results/explore/task3_stages_seedS.json")
-    add("stage 2 on every image with soft targets p(digit | image, folder)", soft, "E_soft_targets_every_image",
-        "python -m tools.explore_task3_stages --seed S --soft --out results/explore/task3_soft_targets_seedS.json")
+    soft_command = "python -m tools.explore_task3_stages --seed S --soft --out results/explore/task3_soft_targets_seedS.json"
+    add("stage 2 on every image with soft targets p(digit | image, folder), no smoothing", soft,
+        "E_soft_targets_every_image", soft_command)
+    add("the same soft targets mixed with uniform as smoothing 0.1 (soft against the recipe's hard targets)", soft,
+        "E_smoothed_soft_targets_every_image", soft_command)
     truth = _read("task3_true_labels_seed0")
     if truth:
         add("diagnostic, not a method: stage 2's recipe on the same images with their TRUE labels",
@@ -139,6 +157,7 @@ def print_task1() -> None:
     print("Task 1, writer-grouped 5-fold CV: each variant against the recipe's network of the same run, paired by fold")
     print_rows(task1_rows(), tuple(label for _, label in TASK1_MEASURES))
     print(task1_geometry_ceiling() or "")
+    print(task1_look_alikes() or "")
 
 
 def print_task3() -> None:

@@ -7,7 +7,9 @@ writer-consistent decoding can use). Features: the ink box's log height absolute
 z-score with the writer's median absolute deviation. The best threshold is chosen on the same images it is scored
 on, so it flatters; a logistic regression per pair, fitted and scored in the recipe's writer-grouped folds, gives the
 unflattered figure for the recipe's four geometry features, and for them plus the ink box's top and bottom edges
-(relative to the writer's medians: where a descender or ascender would show).
+(relative to the writer's medians: where a descender or ascender would show). Last, for the glyphs one writer may
+draw alike (0/O/o, 1/I/l, 2/Z/z), how often one writer's two drawings are in the same order by each geometry
+feature: what writer-consistent decoding could use to tell them apart (0.5 = no information, 1 = always).
 
     python -m tools.explore_task1_case_size --out results/explore/task1_case_size.json
 """
@@ -26,6 +28,18 @@ from src.splits import grouped_kfold
 from src.task1 import FOLD_SEED, FOLDS
 
 PAIRS = ("cC", "oO", "sS", "vV", "wW", "xX", "zZ", "kK", "pP", "uU", "yY", "mM", "nN", "jJ")
+GLYPH_PAIRS = ("0O", "0o", "Oo", "1I", "1l", "Il", "2Z", "2z", "Zz")
+
+
+def within_writer_order(feature: torch.Tensor, writers: torch.Tensor, labels: torch.Tensor, first: int,
+                        second: int) -> float:
+    """The share of writers whose drawing of `first` is below their `second` on `feature`, or above if that is
+    more common: how consistently one writer's two drawings are ordered."""
+    below = [float(feature[(writers == w) & (labels == first)][0] < feature[(writers == w) & (labels == second)][0])
+             for w in torch.unique(writers).tolist()
+             if bool(((writers == w) & (labels == first)).any() and ((writers == w) & (labels == second)).any())]
+    share = sum(below) / len(below)
+    return max(share, 1 - share)
 
 
 def size_features(log_height: torch.Tensor, writers: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -120,6 +134,11 @@ def main(argv=None) -> None:
                 for name, values in feature_sets.items()}}
     report["mean_over_pairs"] = {name: sum(p["best_threshold_accuracy"][name] for p in report["pairs"].values())
                                  / len(PAIRS) for name in features}
+    geometry = dict(zip(("log height", "log width", "centre x", "centre y"), characters.geometry[:, [0, 1, 2, 3]].T))
+    geometry["aspect (log height - log width)"] = characters.geometry[:, 0] - characters.geometry[:, 1]
+    report["glyph_pairs_within_writer_order"] = {
+        pair: {name: within_writer_order(values, writers, labels, *(CLASS_CHARACTERS.index(c) for c in pair))
+               for name, values in geometry.items()} for pair in GLYPH_PAIRS}
     report["mean_over_pairs_writer_grouped_cv_logistic"] = {
         name: sum(p["writer_grouped_cv_logistic_accuracy"][name] for p in report["pairs"].values()) / len(PAIRS)
         for name in feature_sets}
@@ -128,6 +147,8 @@ def main(argv=None) -> None:
         print(pair, " ".join(f"{value:.3f}" for value in row["best_threshold_accuracy"].values()),
               f"| lowercase smaller for {row['writers_drawing_lowercase_smaller']:.3f} of writers")
     print("mean", {name: round(value, 3) for name, value in report["mean_over_pairs"].items()})
+    for pair, row in report["glyph_pairs_within_writer_order"].items():
+        print(pair, "same order within a writer:", {name: round(value, 3) for name, value in row.items()})
     print("writer-grouped CV, logistic regression, mean over pairs",
           {name: round(value, 3) for name, value in report["mean_over_pairs_writer_grouped_cv_logistic"].items()})
 

@@ -8,7 +8,8 @@ is fitted, for each writer fold k, on the out-of-fold logits of the other folds'
 no label of fold k touches what predicts fold k (the networks that made the other folds' logits did see fold k's
 writers, as in any stacking; none was fitted on fold k's labels). Compared, per fold with paired tests: the logits
 as they are, temperature only (what `task1.calibrate` does), and temperature + geometry, each per image, case-merged,
-writer-decoded and by ECE.
+writer-decoded and by ECE. Also counted: how many of the decoded errors (logits as trained) fall inside the glyph
+triplets one writer may draw alike (0/O/o, 1/I/l), which no per-image re-weighting can separate.
 
 Needs the out-of-fold logits of `tools.explore_task1_resolution --save-logits` (no training here):
 
@@ -32,6 +33,7 @@ from src.preprocess import geometry_reference, writer_relative_geometry
 from src.splits import grouped_kfold
 from src.task1 import FOLD_SEED, FOLDS
 
+LOOK_ALIKE_TRIPLETS = ("0Oo", "1Il")
 MEASURES = ("accuracy", "accuracy_case_merged", "accuracy_writer_decoded", "expected_calibration_error")
 
 
@@ -112,6 +114,13 @@ def main(argv=None) -> None:
                 line += "; vs as trained " + analysis.difference_text(values, [row[measure] for row in baseline])
             report["methods"][method][measure] = line
             print(f"{method}, {measure}: {line}")
+    decoded = writer_consistent_predictions(torch.log_softmax(logits, 1), writers, labels, CLASS_CHARACTERS)
+    wrong = decoded != labels
+    report["decoded_errors_as_trained"] = {"total": int(wrong.sum()), **{
+        f"inside {triplet}": int((wrong & torch.isin(labels, members) & torch.isin(decoded, members)).sum())
+        for triplet in LOOK_ALIKE_TRIPLETS
+        for members in [torch.tensor([CLASS_CHARACTERS.index(c) for c in triplet])]}}
+    print("decoded errors, logits as trained:", report["decoded_errors_as_trained"])
     atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
 
 
