@@ -76,15 +76,17 @@ def task1_geometry_ceiling() -> str | None:
     if not sizes or "mean_over_pairs_writer_grouped_cv_logistic" not in sizes:
         return None
     means = sizes["mean_over_pairs_writer_grouped_cv_logistic"]
-    text = (f"- geometry alone (no image), a logistic regression per look-alike letter pair, writer-grouped CV, mean over "
-            f"{len(sizes['pairs'])} pairs: " + "; ".join(f"{name} {100 * value:.1f} %" for name, value in means.items())
+    text = (f"- geometry alone (no image), a logistic regression per look-alike letter pair, writer-grouped CV, mean "
+            f"over {len(sizes['pairs'])} pairs: "
+            + "; ".join(f"{name} {100 * value:.1f} %" for name, value in means.items())
             + "\n    python -m tools.explore_task1_case_size --out results/explore/task1_case_size.json")
     resolution = _read("task1_resolution")
     if resolution:
         network = next(iter(resolution["variants"].values()))["pair_accuracy"]
         alone = {pair: row["writer_grouped_cv_logistic_accuracy"][GEOMETRY_FEATURES]
                  for pair, row in sizes["pairs"].items()}
-        text += ("\n- per pair, the recipe's network of the resolution run (out-of-fold, its two logits) | geometry alone (its 4 features):\n    "
+        text += ("\n- per pair, the recipe's network of the resolution run (out-of-fold, its two logits) | "
+                 "geometry alone (its 4 features):\n    "
                  + ", ".join(f"{pair[0]}/{pair[1]} {100 * network[pair]:.0f} | {100 * alone[pair]:.0f}"
                              for pair in alone if pair in network))
     return text
@@ -97,7 +99,8 @@ def task1_look_alikes() -> str | None:
     if not stacking or not sizes or "glyph_pairs_within_writer_order" not in sizes:
         return None
     errors = stacking["decoded_errors_as_trained"]
-    inside = ", ".join(f"{count} inside {'/'.join(name.split()[-1])}" for name, count in errors.items() if name != "total")
+    inside = ", ".join(f"{count} inside {'/'.join(name.split()[-1])}"
+                       for name, count in errors.items() if name != "total")
     order = ", ".join(f"{pair[0]}/{pair[1]} {100 * max(row.values()):.0f} % ({max(row, key=row.get)})"
                       for pair, row in sizes["glyph_pairs_within_writer_order"].items())
     return (f"- writer-decoded errors of the resolution run's recipe network: {errors['total']}, of which {inside}\n"
@@ -118,17 +121,19 @@ def task3_rows() -> list[dict]:
     def add(what: str, runs: dict[int, dict], key: str, command: str):
         seeds = sorted(seed for seed, run in runs.items() if key in run and seed in recipe)
         if seeds:
-            rows.append({"what": what, "seeds": seeds, "command": command, "machine": runs[seeds[0]].get("device", "machine not recorded in the file"),
+            machine = runs[seeds[0]].get("device", "machine not recorded in the file")
+            rows.append({"what": what, "seeds": seeds, "command": command, "machine": machine,
                          "MNIST test": _versus([runs[s][key]["mnist_test_accuracy"] for s in seeds],
                                                [recipe[s] for s in seeds]),
                          "ECE": " / ".join(f"{runs[s][key]['ece']:.3f}" for s in seeds)})
 
     by_seed = {s["seed"]: s for s in stages}
-    add("the recipe's corrected stage alone (stage 1)", by_seed, "corrected",
-        "python -m tools.explore_task3_stages --seed S --out results/explore/task3_stages_seedS.json")
+    stages_command = "python -m tools.explore_task3_stages --seed S --out results/explore/task3_stages_seedS.json"
+    add("the recipe's corrected stage alone (stage 1)", by_seed, "corrected", stages_command)
     for key, what in variants.items():
-        add(what, by_seed, key, "python -m tools.explore_task3_stages --seed S --out results/explore/task3_stages_seedS.json")
-    soft_command = "python -m tools.explore_task3_stages --seed S --soft --out results/explore/task3_soft_targets_seedS.json"
+        add(what, by_seed, key, stages_command)
+    soft_command = ("python -m tools.explore_task3_stages --seed S --soft "
+                    "--out results/explore/task3_soft_targets_seedS.json")
     add("stage 2 on every image with soft targets p(digit | image, folder), no smoothing", soft,
         "E_soft_targets_every_image", soft_command)
     add("the same soft targets mixed with uniform as smoothing 0.1 (soft against the recipe's hard targets)", soft,

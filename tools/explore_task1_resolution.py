@@ -92,7 +92,8 @@ def main(argv=None) -> None:
     recipe = replace(RECIPE, training=replace(RECIPE.training, epochs=arguments.epochs))
     characters = load_trainpart1()
     variants = {"28x28 (recipe)": (recipe, characters),
-                f"{FINE_FIELD}x{FINE_FIELD}": (finer_recipe(recipe), replace(characters, images=fine_images(characters)))}
+                f"{FINE_FIELD}x{FINE_FIELD}": (finer_recipe(recipe),
+                                               replace(characters, images=fine_images(characters)))}
     report = {"epochs": arguments.epochs, "data": characters.source.describe(), "device": device_name(),
               "variants": {}}
     print(report["data"], flush=True)

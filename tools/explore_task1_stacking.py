@@ -78,7 +78,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--logits", required=True, help="a file written by explore_task1_resolution --save-logits")
     parser.add_argument("--variant", default="28x28 (recipe)", help="whose out-of-fold logits")
-    parser.add_argument("--l2", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1], help="penalties on the geometry weights")
+    parser.add_argument("--l2", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1],
+                        help="penalties on the geometry weights")
     parser.add_argument("--out", required=True)
     arguments = parser.parse_args(argv)
     saved = torch.load(arguments.logits, weights_only=True)
