@@ -6,9 +6,10 @@ without clean labels), then from the same corrected network
   D  stage 2 on every image whose prediction is not its folder (share 1.0)
   B  stage 2 as A without label smoothing
   C  a third stage: A's network relabels the images (95 % again), then stage 2 once more.
-With --soft, only E: stage 2 on every image with a soft target instead of a hard pseudo-label, the corrected
-network's posterior given the folder, p(digit | image, folder) ~ p(digit | image) T[digit, folder] (no smoothing;
-the uncertain images then teach their uncertainty instead of a guess).
+With --soft, only stage 2 on every image with a soft target instead of a hard pseudo-label: the corrected network's
+posterior given the folder, p(digit | image, folder) ~ p(digit | image) T[digit, folder], so the uncertain images teach
+their uncertainty instead of a guess. E uses the posterior as it is; E' mixes it with the uniform distribution as
+label smoothing 0.1 does (A's regulariser), so that E' against A isolates soft against hard targets.
 With --oracle, instead: stage 2's recipe on the same training images with their TRUE labels, a diagnostic of what
 the images themselves allow (is the gap to Task 2 the JPEG images or the labels?). Reported: MNIST test accuracy and
 ECE of each run, and an audit of each set of pseudo-labels against the MNIST training labels the file numbers name
@@ -96,11 +97,14 @@ def main(argv=None) -> None:
         print("soft_targets", json.dumps(report["soft_targets"]), flush=True)
         indexed = LabelledImages(train_set.images, torch.arange(len(train_set)))  # labels index the targets
 
-        def soft_cross_entropy(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-            return -(posterior.to(logits.device)[index] * torch.log_softmax(logits, 1)).sum(1).mean()
+        for name, smoothing in (("E_soft_targets_every_image", 0.0),
+                                ("E_smoothed_soft_targets_every_image", PSEUDO_LABELLED.label_smoothing)):
+            targets = (1 - smoothing) * posterior + smoothing / posterior.shape[1]
 
-        stage(replace(PSEUDO_LABELLED, label_smoothing=0.0), indexed, "E_soft_targets_every_image",
-              loss_function=soft_cross_entropy)
+            def soft_cross_entropy(logits: torch.Tensor, index: torch.Tensor, targets=targets) -> torch.Tensor:
+                return -(targets.to(logits.device)[index] * torch.log_softmax(logits, 1)).sum(1).mean()
+
+            stage(replace(PSEUDO_LABELLED, label_smoothing=smoothing), indexed, name, loss_function=soft_cross_entropy)
         return
     confident = pseudo_labelled(corrected, "pseudo_labels_from_corrected")
     two_stage = stage(PSEUDO_LABELLED, confident, "A_two_stage")
