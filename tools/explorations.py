@@ -39,7 +39,7 @@ def task1_rows() -> list[dict]:
 
     def add(what: str, variant_folds: list[dict], recipe_folds: list[dict], variant_key: str, recipe_key: str,
             command: str, device: str):
-        rows.append({"what": what, "command": command, "machine": device, "folds": len(variant_folds), **{
+        rows.append({"what": what, "command": command, "machine": device, **{
             label: _versus([f[variant_key.format(m)] for f in variant_folds], [f[recipe_key.format(m)] for f in
                                                                                  recipe_folds])
             for m, label in TASK1_MEASURES}})

@@ -37,16 +37,14 @@ LOOK_ALIKE_TRIPLETS = ("0Oo", "1Il")
 MEASURES = ("accuracy", "accuracy_case_merged", "accuracy_writer_decoded", "expected_calibration_error")
 
 
-def fit_stacker(logits: torch.Tensor, geometry: torch.Tensor | None, labels: torch.Tensor, l2: float) -> dict:
-    """Inverse temperature, and (with geometry) per-class geometry weights and biases, by penalised likelihood."""
-    mean, std = (geometry.mean(0), geometry.std(0) + 1e-6) if geometry is not None else (None, None)
+def fit_stacker(logits: torch.Tensor, geometry: torch.Tensor, labels: torch.Tensor, l2: float) -> dict:
+    """Inverse temperature, per-class geometry weights and biases, by penalised likelihood."""
     inverse_temperature = torch.ones(1, requires_grad=True)
-    weights = torch.zeros(logits.shape[1], 0 if geometry is None else geometry.shape[1], requires_grad=True)
-    biases = torch.zeros(logits.shape[1], requires_grad=geometry is not None)
-    parameters = [inverse_temperature] + ([weights, biases] if geometry is not None else [])
-    stacker = {"inverse_temperature": inverse_temperature, "weights": weights, "biases": biases, "mean": mean,
-               "std": std}
-    optimiser = torch.optim.LBFGS(parameters, max_iter=500, line_search_fn="strong_wolfe")
+    weights = torch.zeros(logits.shape[1], geometry.shape[1], requires_grad=True)
+    biases = torch.zeros(logits.shape[1], requires_grad=True)
+    stacker = {"inverse_temperature": inverse_temperature, "weights": weights, "biases": biases,
+               "mean": geometry.mean(0), "std": geometry.std(0) + 1e-6}
+    optimiser = torch.optim.LBFGS([inverse_temperature, weights, biases], max_iter=500, line_search_fn="strong_wolfe")
 
     def closure():
         optimiser.zero_grad()
@@ -58,11 +56,9 @@ def fit_stacker(logits: torch.Tensor, geometry: torch.Tensor | None, labels: tor
     return stacker
 
 
-def stacked_logits(stacker: dict, logits: torch.Tensor, geometry: torch.Tensor | None) -> torch.Tensor:
-    new = logits * stacker["inverse_temperature"]
-    if geometry is not None:
-        new = new + ((geometry - stacker["mean"]) / stacker["std"]) @ stacker["weights"].T + stacker["biases"]
-    return new
+def stacked_logits(stacker: dict, logits: torch.Tensor, geometry: torch.Tensor) -> torch.Tensor:
+    standardised = (geometry - stacker["mean"]) / stacker["std"]
+    return logits * stacker["inverse_temperature"] + standardised @ stacker["weights"].T + stacker["biases"]
 
 
 def scores(logits: torch.Tensor, labels: torch.Tensor, writers: torch.Tensor) -> dict:
@@ -90,20 +86,20 @@ def main(argv=None) -> None:
     # Each writer's medians only (no labels): the same input the recipe's network gets.
     geometry = writer_relative_geometry(characters.geometry, writers, geometry_reference(characters.geometry))
     folds = [validation for _, validation in grouped_kfold(writers, FOLDS, FOLD_SEED)]
-    methods = {"as trained": None, "temperature only": ("temperature", 0.0),
-               **{f"temperature + geometry (l2 {l2:g})": ("geometry", l2) for l2 in arguments.l2}}
+    methods = {"as trained": None, "temperature only": None,
+               **{f"temperature + geometry (l2 {l2:g})": l2 for l2 in arguments.l2}}
     report = {"data": characters.source.describe(), "logits": arguments.variant, "methods": {}}
     for method, setting in methods.items():
         rows = []
         for fold, index in enumerate(folds):
             fold_logits = logits[index]
-            if setting is not None:
-                other = torch.cat([other for other in folds if other is not index])
-                kind, l2 = setting
-                use_geometry = kind == "geometry"
-                stacker = fit_stacker(logits[other], geometry[other] if use_geometry else None, labels[other], l2)
+            other = torch.cat([other for other in folds if other is not index])
+            if method == "temperature only":  # exactly task1.calibrate's cross-fitted temperature
+                fold_logits = fold_logits / analysis.fit_temperature(logits[other], labels[other])
+            elif setting is not None:
+                stacker = fit_stacker(logits[other], geometry[other], labels[other], setting)
                 with torch.no_grad():
-                    fold_logits = stacked_logits(stacker, fold_logits, geometry[index] if use_geometry else None)
+                    fold_logits = stacked_logits(stacker, fold_logits, geometry[index])
             rows.append({"fold": fold, **scores(fold_logits.detach(), labels[index], writers[index])})
         report["methods"][method] = {"folds": rows}
         baseline = report["methods"]["as trained"]["folds"]

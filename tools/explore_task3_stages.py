@@ -48,7 +48,7 @@ def main(argv=None) -> None:
     parser.add_argument("--train-images", type=int, default=None, help="a subset, to try the script quickly")
     parser.add_argument("--epoch-scale", type=float, default=1.0, help="times each recipe's epochs (at least 1)")
     parser.add_argument("--oracle", action="store_true", help="only the diagnostic run on the true labels")
-    parser.add_argument("--soft", action="store_true", help="after the corrected stage, only E (soft targets)")
+    parser.add_argument("--soft", action="store_true", help="after the corrected stage, only E and E' (soft targets)")
     arguments = parser.parse_args(argv)
     seed = arguments.seed
     noisy = load_mnisttask3()
