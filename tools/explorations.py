@@ -59,6 +59,15 @@ def task1_rows() -> list[dict]:
             f"{cost:.1f}x the training)", finer["folds"], recipe["folds"], "{}", "{}",
             "python -m tools.explore_task1_resolution --out results/explore/task1_resolution.json "
             "--save-logits data/task1_resolution_logits.pt", resolution["device"])
+    case_batches = _read("task1_case_batches")
+    if case_batches and len(case_batches["variants"]) == 2:
+        (_, recipe), (_, grouped) = case_batches["variants"].items()
+        together = case_batches["share_of_images_with_their_other_case_in_the_batch"]
+        add("case pairs together in batches (a writer's s beside the same writer's S: "
+            f"{100 * together['case pairs together']:.0f} % of images have their other case in the batch, "
+            f"random batches {100 * together['random batches (recipe)']:.0f} %)", grouped["folds"], recipe["folds"],
+            "{}", "{}", "python -m tools.explore_task1_case_batches --out results/explore/task1_case_batches.json",
+            case_batches["device"])
     stacking = _read("task1_stacking")
     if stacking:
         recipe = stacking["methods"]["as trained"]["folds"]
