@@ -37,7 +37,7 @@ from src.model import build_model
 from src.noisy_labels import confident_pseudo_labels, forward_corrected_loss
 from src.runs import PROJECT_ROOT, device_name
 from src.task2 import MODEL
-from src.task3 import CORRECTED, PSEUDO_LABEL_SHARE, PSEUDO_LABELLED, split_indices, split_mnisttask3
+from src.task3 import CORRECTED, PSEUDO_LABEL_SHARE, PSEUDO_LABELLED, split_indices
 from src.train import LabelledImages, predict_logits, train
 
 
@@ -52,8 +52,8 @@ def main(argv=None) -> None:
     arguments = parser.parse_args(argv)
     seed = arguments.seed
     noisy = load_mnisttask3()
-    train_set, _, _ = split_mnisttask3(noisy, arguments.train_images)
-    train_index, _ = split_indices(noisy, arguments.train_images)
+    train_index, _ = split_indices(noisy, arguments.train_images)  # the notebook's split, as split_mnisttask3's
+    train_set = LabelledImages(noisy.images[train_index], noisy.folder_labels[train_index])
     test_images, test_labels, _ = load_mnist("test")
     test = LabelledImages(test_images, test_labels)
     audit_labels = load_mnist("train")[1][noisy.file_indices[train_index]]  # the audit only
