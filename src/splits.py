@@ -21,13 +21,20 @@ def stratified_split(labels: torch.Tensor, validation_fraction: float, seed: int
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(validation)).values
 
 
+def stratified_sample(labels: torch.Tensor, count: int | None, seed: int = 0) -> torch.Tensor:
+    """Indices of `count` of `labels` with the classes in their original proportions (all of them if None)."""
+    if count is None or count >= len(labels):
+        return torch.arange(len(labels))
+    keep, _ = stratified_split(labels, 1 - count / len(labels), seed)
+    return keep
+
+
 def stratified_subset(data, count: int | None, seed: int = 0):
     """`count` images of `data` (anything with `.labels` and `.subset`) with the classes in their
     original proportions (all of them if None)."""
     if count is None or count >= len(data):
         return data
-    keep, _ = stratified_split(data.labels, 1 - count / len(data), seed)
-    return data.subset(keep)
+    return data.subset(stratified_sample(data.labels, count, seed))
 
 
 def grouped_kfold(groups: torch.Tensor, folds: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -24,7 +24,7 @@ from .datasets import load_trainpart1
 from .mnist import load_mnist_splits
 from .model import ModelConfig, build_model
 from .runs import checkpoint_dir, save_results, standin_allowed
-from .splits import stratified_split, stratified_subset
+from .splits import stratified_sample, stratified_subset
 from .train import LabelledImages, TrainConfig, finished_checkpoint, predict_logits, train
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -202,7 +202,7 @@ def data_size_sweep(budget: str, pretrained: list, train_set, runs: dict, test, 
     rows = []
     for size in [size for size in settings["sweep_sizes"] if size < len(train_set)]:
         for seed in range(settings["sweep_seeds"]):
-            keep, _ = stratified_split(train_set.labels, 1 - size / len(train_set), seed=SWEEP_SUBSET_SEED + seed)
+            keep = stratified_sample(train_set.labels, size, seed=SWEEP_SUBSET_SEED + seed)
             subset = train_set.subset(keep)
             steps_per_epoch = max(len(subset) // MNIST_RECIPE.batch_size, 1)
             epochs = max(settings["mnist_epochs"], -(-settings["sweep_min_steps"] // steps_per_epoch))

@@ -29,7 +29,7 @@ from .mnist import load_mnist
 from .noisy_labels import (bootstrap_transition_matrix, complementary_loss, confident_pseudo_labels,
                            estimate_transition_matrix, forward_corrected_loss, least_likely_folder)
 from .runs import checkpoint_dir, save_results, standin_allowed
-from .splits import stratified_split, stratified_subset
+from .splits import stratified_sample, stratified_split, stratified_subset
 from .task2 import (MNIST_RECIPE, headline, over_seeds, paired_by_seed, percent_over_seeds, reached_summary,
                     start_network)
 from .train import LabelledImages, TrainConfig, finished_checkpoint, predict_logits, train
@@ -81,10 +81,7 @@ def split_indices(noisy: NoisyDigits, train_images: int | None = None,
     if train_images:
         shuffled = torch.randperm(len(train_index), generator=torch.Generator().manual_seed(0))
         train_index = train_index[shuffled[:train_images]]
-    if held_out_images and held_out_images < len(validation_index):
-        keep, _ = stratified_split(noisy.folder_labels[validation_index], 1 - held_out_images / len(validation_index),
-                                   seed=0)
-        validation_index = validation_index[keep]
+    validation_index = validation_index[stratified_sample(noisy.folder_labels[validation_index], held_out_images)]
     return train_index, validation_index
 
 
