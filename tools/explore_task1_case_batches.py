@@ -21,14 +21,13 @@ from unittest import mock
 import torch
 
 import src.train
-from src import analysis
 from src.classes import CLASS_CHARACTERS
 from src.datasets import CharacterImages, load_trainpart1
 from src.files import atomic_write_bytes
 from src.runs import device_name
 from src.task1 import RECIPE, cross_validate
+from tools.explore_task1_resolution import add_paired_differences, variant_report
 
-MEASURES = ("accuracy", "accuracy_case_merged", "accuracy_writer_decoded")
 CASE_GROUP = torch.tensor([CLASS_CHARACTERS.index(c.lower()) if c.isalpha() else CLASS_CHARACTERS.index(c)
                            for c in CLASS_CHARACTERS])  # class -> its lowercase class (digits: themselves)
 
@@ -104,17 +103,9 @@ def main(argv=None) -> None:
                 result = cross_validate(recipe, recording, arguments.folds, progress=False)
         else:
             result = cross_validate(recipe, characters, arguments.folds, progress=False)
-        report["variants"][name] = {
-            "seconds": time.perf_counter() - started,
-            "folds": [{key: row[key] for key in ("fold", *MEASURES, "train_seconds")} for row in result["folds"]]}
-        print(f"{name}: {analysis.format_mean_std([row['accuracy'] for row in result['folds']])} "
-              f"({report['variants'][name]['seconds']:.0f} s)", flush=True)
+        report["variants"][name] = variant_report(name, result, started)
         atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
-    baseline, grouped = (report["variants"][name]["folds"] for name in shuffles)
-    for measure in MEASURES:
-        report[f"{measure}: case pairs together minus recipe"] = analysis.difference_text(
-            [row[measure] for row in grouped], [row[measure] for row in baseline])
-        print(measure, report[f"{measure}: case pairs together minus recipe"])
+    add_paired_differences(report, *reversed(shuffles), "case pairs together minus recipe")
     atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
 
 

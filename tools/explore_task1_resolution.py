@@ -82,6 +82,24 @@ def pair_accuracies(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, flo
     return scores
 
 
+def variant_report(name: str, result: dict, started: float) -> dict:
+    """One variant's CV as the exploration JSONs keep it (per-fold measures, seconds), printed as it ends."""
+    report = {"seconds": time.perf_counter() - started,
+              "folds": [{key: row[key] for key in ("fold", *MEASURES, "train_seconds")} for row in result["folds"]]}
+    print(f"{name}: {analysis.format_mean_std([row['accuracy'] for row in result['folds']])} "
+          f"({report['seconds']:.0f} s)", flush=True)
+    return report
+
+
+def add_paired_differences(report: dict, variant: str, baseline: str, label: str) -> None:
+    """Each measure of `variant` minus `baseline`, paired by fold, under '<measure>: <label>'."""
+    for measure in MEASURES:
+        report[f"{measure}: {label}"] = analysis.difference_text(
+            [row[measure] for row in report["variants"][variant]["folds"]],
+            [row[measure] for row in report["variants"][baseline]["folds"]])
+        print(measure, report[f"{measure}: {label}"])
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=RECIPE.training.epochs)
@@ -106,17 +124,10 @@ def main(argv=None) -> None:
         if arguments.save_logits:
             torch.save(out_of_fold, arguments.save_logits)
         report["variants"][name] = {
-            "image_size": int(variant_characters.images.shape[-1]), "seconds": time.perf_counter() - started,
-            "folds": [{key: row[key] for key in ("fold", *MEASURES, "train_seconds")} for row in result["folds"]],
+            "image_size": int(variant_characters.images.shape[-1]), **variant_report(name, result, started),
             "pair_accuracy": pair_accuracies(result["out_of_fold_logits"][scored], characters.labels[scored])}
-        print(f"{name}: {analysis.format_mean_std([row['accuracy'] for row in result['folds']])} "
-              f"({report['variants'][name]['seconds']:.0f} s)", flush=True)
         atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
-    baseline, finer = (report["variants"][name]["folds"] for name in variants)
-    for measure in MEASURES:
-        report[f"{measure}: {FINE_FIELD}x{FINE_FIELD} minus 28x28"] = analysis.difference_text(
-            [row[measure] for row in finer], [row[measure] for row in baseline])
-        print(measure, report[f"{measure}: {FINE_FIELD}x{FINE_FIELD} minus 28x28"])
+    add_paired_differences(report, *reversed(variants), f"{FINE_FIELD}x{FINE_FIELD} minus 28x28")
     atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
 
 
