@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 NOTEBOOKS := task1 task2 task3
 SOURCES := $(wildcard src/*.py)
 # Notebooks rerun when the data they are pointed at changes, not only when code changes.
-DATA_KEY := $(shell echo "$$PLAYMNIST_TRAINPART1 $$PLAYMNIST_MNISTTASK3" | cksum | cut -d' ' -f1)
+DATA_KEY := $(shell echo "$$PLAYMNIST_TRAINPART1 $$PLAYMNIST_TESTPART1 $$PLAYMNIST_MNISTTASK3" | cksum | cut -d' ' -f1)
 RUN := $(BUDGET).$(DATA_KEY)
 
 .PHONY: setup data test reproduce bench report clean-quick

@@ -10,9 +10,10 @@ from .files import DataError
 
 
 def command_data(arguments) -> dict:
-    from .datasets import load_mnisttask3, load_trainpart1
+    from .datasets import load_mnisttask3, load_testpart1, load_trainpart1
     from .mnist import ensure_mnist
-    sources = {"trainPart1": load_trainpart1().source, "MNIST": ensure_mnist(), "mnistTask3": load_mnisttask3().source}
+    sources = {"trainPart1": load_trainpart1().source, "testPart1": load_testpart1().source, "MNIST": ensure_mnist(),
+               "mnistTask3": load_mnisttask3().source}
     for source in sources.values():
         print(source.describe(), file=sys.stderr if arguments.json else sys.stdout)
     return {name: source.to_dict() for name, source in sources.items()}

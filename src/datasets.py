@@ -1,4 +1,4 @@
-"""One loader per hand-made dataset: trainPart1 (Task 1) and mnistTask3 (Task 3); MNIST is in `mnist.py`.
+"""One loader per hand-made dataset: trainPart1 and testPart1 (Task 1), mnistTask3 (Task 3); MNIST is in `mnist.py`.
 
 Each loader finds its zip or folder (`sources.find_dataset`; a labelled stand-in from `standins.py`
 where no real copy exists and the budget allows), checks the layout file by file (a name that does
@@ -16,7 +16,7 @@ from . import preprocess, standins
 from .classes import CLASS_CHARACTERS
 from .files import IMAGE_SUFFIXES, DataError, decode_grayscale, list_source_files, open_checked_zip, sha256_of_source
 from .mnist import load_mnist
-from .sources import DataSource, cached, decode_all, find_dataset, record
+from .sources import DataSource, cached, data_dir, decode_all, find_dataset, record
 
 TRAINPART1_URL = "https://www.dropbox.com/s/pan6mutc5xj5kj0/trainPart1.zip?dl=1"
 MNISTTASK3_URL = "https://www.dropbox.com/s/otc12z2w7f7xm8z/mnistTask3.zip?dl=1"
@@ -146,10 +146,24 @@ def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: boo
                            content["ink_boxes"], content["writers"], list(content["files"]), found)
 
 
+def _build_chars74k_standins(train_target: Path | None = None, test_target: Path | None = None) -> None:
+    """Both Task 1 stand-ins at once (one set of writers, split 40/15 per class like the real pair)."""
+    standins.write_chars74k_standins(train_target or data_dir() / "trainPart1-standin.zip",
+                                     test_target or data_dir() / "testPart1-standin.zip", seed=0)
+
+
 def find_trainpart1(path: str | Path | None = None, allow_download: bool = True,
                     allow_standin: bool | None = None) -> tuple[Path, str, str]:
     return find_dataset("trainPart1", path, TRAINPART1_URL, parse_trainpart1_layout,
-                        lambda target: standins.write_trainpart1_standin(target, seed=0),
+                        lambda target: _build_chars74k_standins(train_target=target),
+                        "synthetic stand-in", allow_download, allow_standin)
+
+
+def find_testpart1(path: str | Path | None = None, allow_download: bool = True,
+                   allow_standin: bool | None = None) -> tuple[Path, str, str]:
+    """testPart1.zip, the test set the assignment released later (`test/SampleNNN/imgNNN-MMM.png`)."""
+    return find_dataset("testPart1", path, None, parse_trainpart1_layout,
+                        lambda target: _build_chars74k_standins(test_target=target),
                         "synthetic stand-in", allow_download, allow_standin)
 
 
@@ -158,6 +172,15 @@ def load_trainpart1(path: str | Path | None = None, *, preprocessing: str = "mni
     """The Task 1 training set, found by `find_trainpart1`'s order, preprocessed and cached."""
     location, route, kind = find_trainpart1(path, allow_download, allow_standin)
     return read_trainpart1(location, preprocessing=preprocessing, skip_bad=skip_bad, kind=kind, route=route)
+
+
+def load_testpart1(path: str | Path | None = None, *, preprocessing: str = "mnist", skip_bad: bool = False,
+                   allow_download: bool = True, allow_standin: bool | None = None) -> CharacterImages:
+    """Task 1's test set, found by `find_testpart1`'s order: the same writers as trainPart1, the other 15 drawings
+    of each class. Only ever measured, never used to choose anything."""
+    location, route, kind = find_testpart1(path, allow_download, allow_standin)
+    return read_trainpart1(location, preprocessing=preprocessing, skip_bad=skip_bad, kind=kind, route=route,
+                           name="testPart1")
 
 
 # ----------------------------------------------------------------------------- mnistTask3

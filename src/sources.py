@@ -96,11 +96,11 @@ def decode_all(source: Path, names: list[str], read, transform, skip_bad: bool, 
     return kept, [problem for _, problem in results if problem is not None]
 
 
-def find_dataset(name: str, path, url: str, check_layout, build_standin, standin_route: str,
+def find_dataset(name: str, path, url: str | None, check_layout, build_standin, standin_route: str,
                  allow_download: bool, allow_standin: bool | None) -> tuple[Path, str, str]:
     """(path, route, kind) of `<name>.zip` by the lookup order every dataset shares: the argument, the
-    environment variable PLAYMNIST_<NAME>, `data/<name>.zip`, the URL, and only then the stand-in
-    (built once, then reused)."""
+    environment variable PLAYMNIST_<NAME>, `data/<name>.zip`, the URL (where the dataset has one), and only then
+    the stand-in (built once, then reused)."""
     file_name, environment_variable = f"{name}.zip", f"PLAYMNIST_{name.upper()}"
     if path is not None:
         if not Path(path).exists():
@@ -115,7 +115,7 @@ def find_dataset(name: str, path, url: str, check_layout, build_standin, standin
     if local.exists():
         return local, f"data/{file_name}", "real"
     failures = []
-    if allow_download:
+    if allow_download and url:
         try:  # the layout is checked before the download is kept
             download(url, local, lambda partial: check_layout(list_source_files(partial)[0], local))
             return local, f"downloaded from {url}", "real"

@@ -1,4 +1,4 @@
-"""Offline stand-ins for trainPart1.zip and mnistTask3.zip, for a clone that has neither.
+"""Offline stand-ins for trainPart1.zip, testPart1.zip and mnistTask3.zip, for a clone that has none of them.
 
 Why: offline and with no copy given, the pipeline must still run end to end, so the loaders fall
 back to these and label every result STAND-IN. They exercise the code; they are not the science.
@@ -6,7 +6,8 @@ back to these and label every result STAND-IN. They exercise the code; they are 
 trainPart1's stand-in is NOT handwriting: font glyphs (shipped with matplotlib) drawn small with
 PIL, thinned, distorted by `augment.augment_batch` (random affine + elastic field per image), then
 scaled and placed as black ink on white with the sizes and places measured on the real set (one
-size and place per writer; lowercase smaller). mnistTask3's: the MNIST training images as JPEGs in
+size and place per writer; lowercase smaller). Like the real pair, every writer draws every character once and
+each class's drawings are split at random, 40 into trainPart1's stand-in and 15 into testPart1's. mnistTask3's: the MNIST training images as JPEGs in
 its layout, each in its true digit's folder with probability p, else in one of the other nine.
 """
 import functools
@@ -39,6 +40,8 @@ THINNING = 5                           # MinFilter size: stems ~9 -> ~5 px; more
 DISTORTION = AugmentConfig(rotate_degrees=8.0, shear=0.2, scale=(0.85, 1.15), translate_pixels=0.0,
                            elastic_pixels=2.5, elastic_grid=4)
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)       # fixed entry dates: the same seed gives the same bytes
+WRITERS = 55                           # Chars74K EnglishHnd: 55 writers, each drew every character once
+TEST_DRAWINGS_PER_CLASS = 15           # the assignment's split: 40 of each class's 55 drawings train, 15 test
 TRUE_FOLDER_PROBABILITY = 0.001        # mnistTask3: an image sits in its own digit's folder
 
 
@@ -107,6 +110,39 @@ def write_trainpart1_standin(target_zip, seed: int = 0, writers: int = 40, canva
                 archive.writestr(entry, ink_on_paper_png(*ink, canvas_size))
     atomic_write_bytes(Path(target_zip), buffer.getvalue())
     return Path(target_zip)
+
+
+def split_like_the_assignment(full_zip: Path, train_zip: Path, test_zip: Path, seed: int = 0,
+                              test_share: float = TEST_DRAWINGS_PER_CLASS / WRITERS) -> tuple[Path, Path]:
+    """Split a stand-in drawn by every writer into the assignment's two sets: per class, a seeded random
+    `test_share` of the drawings go to `test/SampleNNN/...` (testPart1's layout), the rest stay in `train/...`."""
+    with zipfile.ZipFile(full_zip) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
+    by_class: dict[str, list[str]] = {}
+    for name in sorted(entries):
+        by_class.setdefault(name.split("/")[-2], []).append(name)
+    test_names = set()
+    for folder, names in by_class.items():
+        rng = np.random.default_rng([seed, int(folder[-3:])])
+        test_names.update(names[i] for i in rng.permutation(len(names))[:round(len(names) * test_share)])
+    for target, chosen, prefix in ((train_zip, lambda n: n not in test_names, "train/"),
+                                   (test_zip, lambda n: n in test_names, "test/")):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for name in filter(chosen, sorted(entries)):
+                archive.writestr(zipfile.ZipInfo(prefix + name.split("/", 1)[1], ZIP_DATE), entries[name])
+        atomic_write_bytes(Path(target), buffer.getvalue())
+    return Path(train_zip), Path(test_zip)
+
+
+def write_chars74k_standins(train_zip, test_zip, seed: int = 0) -> tuple[Path, Path]:
+    """The trainPart1 and testPart1 stand-ins, built together (each writer draws each character once across both)."""
+    full = Path(train_zip).with_name(f".{Path(train_zip).name}.all-writers.zip")
+    try:
+        write_trainpart1_standin(full, seed=seed, writers=WRITERS)
+        return split_like_the_assignment(full, train_zip, test_zip, seed)
+    finally:
+        full.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- mnistTask3

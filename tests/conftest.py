@@ -19,6 +19,7 @@ def isolated_folders(request, tmp_path, monkeypatch):
     monkeypatch.setenv("PLAYMNIST_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     monkeypatch.setenv("PLAYMNIST_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.delenv("PLAYMNIST_TRAINPART1", raising=False)
+    monkeypatch.delenv("PLAYMNIST_TESTPART1", raising=False)
     monkeypatch.delenv("PLAYMNIST_MNISTTASK3", raising=False)
     monkeypatch.setenv("PLAYMNIST_ALLOW_STANDIN", "1")  # unit tests opt in; test_colab checks the refusal
     import src.files

@@ -87,6 +87,7 @@ def test_setup_cell_does_nothing_outside_colab(tmp_path):
 
 @pytest.mark.parametrize("finder, variable, file_name", [
     (datasets.find_trainpart1, "PLAYMNIST_TRAINPART1", "trainPart1.zip"),
+    (datasets.find_testpart1, "PLAYMNIST_TESTPART1", "testPart1.zip"),
     (datasets.find_mnisttask3, "PLAYMNIST_MNISTTASK3", "mnistTask3.zip")])
 def test_full_budget_refuses_a_stand_in_and_says_what_to_do(monkeypatch, finder, variable, file_name):
     monkeypatch.delenv("PLAYMNIST_ALLOW_STANDIN")

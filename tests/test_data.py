@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import src.datasets as datasets
+import src.files as files
 import src.standins as standins
 import src.mnist as mnist
 import src.sources as sources
@@ -40,6 +41,33 @@ def test_lookup_order_argument_then_environment_then_data_folder(tmp_path, monke
     assert datasets.find_trainpart1(explicit)[:2] == (explicit, "explicit path")
 
 
+def test_testpart1_is_found_like_trainpart1_and_reads_its_test_folder(tmp_path, monkeypatch):
+    test_zip = write_zip(tmp_path / "testPart1.zip", trainpart1_entries(writers=[3], prefix="test/"))
+    monkeypatch.setenv("PLAYMNIST_TESTPART1", str(test_zip))
+    found = datasets.load_testpart1()
+    assert found.source.name == "testPart1" and found.source.route == "PLAYMNIST_TESTPART1"
+    assert len(found) == 62 and set(found.writers.tolist()) == {3}
+
+
+def test_the_two_stand_ins_split_every_writers_drawings_like_the_assignment(tmp_path, monkeypatch):
+    """Each class's drawings go 40/15 (of 55) at random, no drawing in both, the same writers on both sides."""
+    real_writer = standins.write_trainpart1_standin
+    monkeypatch.setattr(standins, "write_trainpart1_standin", lambda target, seed=0, **_: real_writer(
+        target, seed=seed, writers=standins.WRITERS, canvas_size=(64, 48), classes="0aZ"))
+    train_zip, test_zip = standins.write_chars74k_standins(tmp_path / "train.zip", tmp_path / "test.zip")
+    train_names, _ = files.list_source_files(train_zip)
+    test_names, _ = files.list_source_files(test_zip)
+    assert len(train_names) == 3 * 40 and len(test_names) == 3 * 15
+    assert all(n.startswith("train/") for n in train_names) and all(n.startswith("test/") for n in test_names)
+    drawings = lambda names: {n.split("/", 1)[1] for n in names}
+    assert not drawings(train_names) & drawings(test_names) and len(drawings(train_names) | drawings(test_names)) == 165
+    writers = lambda names: {n[-7:-4] for n in names}
+    assert len(writers(train_names) | writers(test_names)) == 55 and len(writers(test_names)) > 15
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "test.zip", tmp_path / "train.zip"]  # no leftover
+    again = standins.write_chars74k_standins(tmp_path / "again_train.zip", tmp_path / "again_test.zip")
+    assert again[1].read_bytes() == test_zip.read_bytes()  # same seed, same split, same bytes
+
+
 def test_a_given_path_that_does_not_exist_is_an_error_not_a_fallback(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="nowhere.zip"):
         datasets.find_trainpart1(tmp_path / "nowhere.zip")
@@ -51,7 +79,7 @@ def test_a_given_path_that_does_not_exist_is_an_error_not_a_fallback(tmp_path, m
 def test_stand_in_only_when_every_route_fails_and_labelled_as_such(monkeypatch):
     real_writer = standins.write_trainpart1_standin
     monkeypatch.setattr(standins, "write_trainpart1_standin",
-                        lambda target, seed=0: real_writer(target, seed=seed, writers=1, canvas_size=(300, 225)))
+                        lambda target, seed=0, **_: real_writer(target, seed=seed, writers=1, canvas_size=(300, 225)))
     with pytest.raises(DataError, match="not found"):
         datasets.load_trainpart1(allow_standin=False)
     standin = datasets.load_trainpart1()
@@ -279,12 +307,13 @@ def serve(monkeypatch, body: bytes, declared_length: int):
 
 def test_a_download_cut_off_midway_leaves_no_file_and_the_next_route_is_tried(monkeypatch, small_trainpart1_zip):
     monkeypatch.setattr(standins, "write_trainpart1_standin",
-                        lambda target, seed=0: write_zip(target, trainpart1_entries(writers=[1])))
+                        lambda target, seed=0, **_: write_zip(target, trainpart1_entries(writers=[1])))
     whole = small_trainpart1_zip.read_bytes()
     serve(monkeypatch, whole[: len(whole) // 2], declared_length=len(whole))
     path, route, kind = datasets.find_trainpart1()
     assert kind == "stand-in" and "stopped after" in route
-    assert sorted(p.name for p in sources.data_dir().iterdir()) == ["trainPart1-standin.zip"]  # no partial, no half zip
+    # No partial download, no half zip: only the two stand-ins, built together.
+    assert sorted(p.name for p in sources.data_dir().iterdir()) == ["testPart1-standin.zip", "trainPart1-standin.zip"]
 
 
 def test_a_complete_download_with_the_wrong_content_is_refused(monkeypatch):
