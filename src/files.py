@@ -7,24 +7,34 @@ is renamed into place only when complete, and nothing already saved is overwritt
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
+import http.client
 import io
 import os
+import tarfile
 import tempfile
 import urllib.request
 import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # a kernel without ipywidgets: tqdm.auto falls back to text bars, and says so
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 # Pillow refuses images above ~179 Mpx by default with a warning first; we make both an error.
 Image.MAX_IMAGE_PIXELS = 50_000_000
 
-MAX_ZIP_UNCOMPRESSED_BYTES = 2 * 1024**3  # the datasets here are < 100 MB unpacked
+MAX_ZIP_UNCOMPRESSED_BYTES = 2 * 1024**3  # the datasets here are < 100 MB unpacked (the same rule for tar members)
+MAX_DOWNLOAD_BYTES = 1024**3  # the largest archive fetched here is tens of MB
 OS_ARTEFACTS = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", "._")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the repository; every published path is relative to it
@@ -66,19 +76,33 @@ def atomic_write_bytes(target: Path, payload: bytes) -> None:
         raise
 
 
-def download(url: str, target: Path, check: Callable[[Path], object], timeout_seconds: float = 30.0) -> Path:
+def download(url: str, target: Path, check: Callable[[Path], object], timeout_seconds: float = 30.0,
+             progress: bool = False, max_bytes: int = MAX_DOWNLOAD_BYTES) -> Path:
     """Download `url` to `target`, renamed into place only when complete and `check(path)` accepts it:
-    a broken transfer or wrong content leaves no file at `target`."""
+    a broken transfer or wrong content leaves no file at `target`. Downloads are not resumed: a failed one
+    is deleted and the next call starts cleanly (the archives here are tens of MB). `progress` shows a bar."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".download")
+    written, expected = 0, None
     try:
-        with urllib.request.urlopen(url, timeout=timeout_seconds) as response, open(partial, "wb") as out:
-            expected = response.headers.get("Content-Length")
-            written = 0
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                written += len(chunk)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_seconds) as response, open(partial, "wb") as out, \
+                    tqdm(desc=target.name, unit="B", unit_scale=True, disable=not progress) as bar:
+                expected = response.headers.get("Content-Length")
+                if expected is not None and (not expected.isdigit() or int(expected) > max_bytes):
+                    raise DataError(f"{url}: declares Content-Length {expected!r} (limit {max_bytes} bytes); "
+                                    f"refusing the download")
+                bar.total = int(expected) if expected is not None else None
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    written += len(chunk)
+                    bar.update(len(chunk))
+                    if written > max_bytes:
+                        raise DataError(f"{url}: more than {max_bytes} bytes; refusing the download")
+        except http.client.HTTPException as error:  # a connection cut mid-body (IncompleteRead) is not an OSError
+            raise DataError(f"{url}: download stopped after {written} of {expected or 'unknown'} bytes "
+                            f"({type(error).__name__})") from None
         if expected is not None and written != int(expected):
             raise DataError(f"{url}: download stopped after {written} of {expected} bytes")
         check(partial)
@@ -86,6 +110,12 @@ def download(url: str, target: Path, check: Callable[[Path], object], timeout_se
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def escapes_folder(name: str) -> bool:
+    """Whether an archive member named `name` would land outside the folder it is extracted into."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    return name.startswith(("/", "\\")) or bool(parts and parts[0].endswith(":")) or ".." in parts
 
 
 def open_checked_zip(path: Path) -> zipfile.ZipFile:
@@ -96,8 +126,7 @@ def open_checked_zip(path: Path) -> zipfile.ZipFile:
         raise DataError(f"{path}: not a readable zip file ({error})") from None
     for info in archive.infolist():
         name = info.filename
-        parts = PurePosixPath(name.replace("\\", "/")).parts
-        if name.startswith(("/", "\\")) or (parts and parts[0].endswith(":")) or ".." in parts:
+        if escapes_folder(name):
             archive.close()
             raise DataError(f"{path}: entry {name!r} would be written outside the target folder; refusing the zip")
     total = sum(info.file_size for info in archive.infolist())
@@ -108,31 +137,111 @@ def open_checked_zip(path: Path) -> zipfile.ZipFile:
     return archive
 
 
-def list_source_files(source: Path) -> tuple[list[str], Callable[[str], bytes]]:
-    """Relative file names in a zip or folder (OS artefacts removed with a warning) and a reader
-    `read(name) -> bytes`. Zips are never extracted to disk."""
+def _check_gzip_stream(path: Path, shown: str) -> None:
+    """Read a gzip file to its end, so a truncated or damaged one (CRC, length) is refused before any use,
+    and one that unpacks beyond MAX_ZIP_UNCOMPRESSED_BYTES is refused before it fills the disk or memory."""
+    unpacked = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                unpacked += len(chunk)
+                if unpacked > MAX_ZIP_UNCOMPRESSED_BYTES:
+                    raise DataError(f"{shown}: unpacks to more than {MAX_ZIP_UNCOMPRESSED_BYTES / 1e9:.1f} GB; "
+                                    f"refusing the archive")
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{shown}: not a complete gzip file ({type(error).__name__}: {error}); "
+                        f"refusing the archive") from None
+
+
+TAR_MEMBER_KINDS = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link",
+                    tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO"}
+
+
+def read_checked_tar(path: Path, wanted: Callable[[str], bool], shown: str | None = None) -> dict[str, bytes]:
+    """{member name: bytes} of the regular files of a .tar.gz that `wanted(name)` picks, read into memory.
+
+    The whole archive is checked first, by the zip rules and more: the gzip stream complete, no member that
+    escapes the folder, no link, device or other special file, no wanted name twice, at most
+    MAX_ZIP_UNCOMPRESSED_BYTES unpacked. Nothing is written to disk, so a refused archive leaves nothing.
+    Errors name the archive as `shown` (default: its path)."""
+    path = Path(path)
+    shown = shown or str(path)
+    _check_gzip_stream(path, shown)
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            members = archive.getmembers()
+            for member in members:
+                if escapes_folder(member.name):
+                    raise DataError(f"{shown}: member {member.name!r} would be written outside the target folder; "
+                                    f"refusing the archive")
+                if not (member.isreg() or member.isdir()):
+                    kind = TAR_MEMBER_KINDS.get(member.type, f"a special file (type {member.type!r})")
+                    raise DataError(f"{shown}: member {member.name!r} is {kind}; refusing the archive")
+            total = sum(member.size for member in members if member.isreg())
+            if total > MAX_ZIP_UNCOMPRESSED_BYTES:
+                raise DataError(f"{shown}: declares {total / 1e9:.1f} GB unpacked "
+                                f"(limit {MAX_ZIP_UNCOMPRESSED_BYTES / 1e9:.1f} GB); refusing the archive")
+            payloads = {}
+            for member in members:
+                if member.isreg() and wanted(member.name):
+                    if member.name in payloads:
+                        raise DataError(f"{shown}: member {member.name!r} appears twice; refusing the archive")
+                    payloads[member.name] = archive.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{shown}: not a readable .tar.gz ({type(error).__name__}: {error})") from None
+    return payloads
+
+
+@dataclass(frozen=True)
+class SourceListing:
+    """One look at a zip or folder, to hand on rather than repeat: the relative file names (OS artefacts
+    removed), the folders that hold no file at any depth, and a reader `read(name) -> bytes`."""
+    source: Path
+    names: list[str]
+    empty_folders: list[str]
+    read: Callable[[str], bytes]
+
+
+def _is_artefact(name: str) -> bool:
+    return any(part.startswith(OS_ARTEFACTS) for part in PurePosixPath(name).parts)
+
+
+def list_source(source: Path) -> SourceListing:
+    """The listing of a zip or folder (OS artefacts skipped with a warning). Zips are never extracted to disk."""
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source}: no such file or folder")
     if source.is_dir():
         names = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())
+        folders = {p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_dir()}
 
         def read(name: str) -> bytes:
             return (source / name).read_bytes()
     else:
         archive = open_checked_zip(source)
         names = sorted(i.filename for i in archive.infolist() if not i.is_dir())
+        folders = {i.filename.rstrip("/") for i in archive.infolist() if i.is_dir()}
 
         def read(name: str) -> bytes:
             try:
                 return archive.read(name)
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
                 raise DataError(f"{source}!{name}: damaged zip entry ({error})") from None
-    artefacts = {n for n in names if any(part.startswith(OS_ARTEFACTS) for part in PurePosixPath(n).parts)}
+    artefacts = {n for n in names if _is_artefact(n)}
     if artefacts:
         warnings.warn(f"{source}: skipped {len(artefacts)} operating-system artefact(s) such as {min(artefacts)!r}",
                       stacklevel=2)
-    return [n for n in names if n not in artefacts], read
+    names = [n for n in names if n not in artefacts]
+    holding_files = {parent.as_posix() for n in names for parent in PurePosixPath(n).parents}
+    empty = sorted(f for f in folders if f not in holding_files and not _is_artefact(f))
+    return SourceListing(source, names, empty, read)
+
+
+def list_source_files(source: Path) -> tuple[list[str], Callable[[str], bytes]]:
+    """Relative file names in a zip or folder (OS artefacts removed with a warning) and a reader
+    `read(name) -> bytes`. Zips are never extracted to disk."""
+    listing = list_source(source)
+    return listing.names, listing.read
 
 
 def decode_grayscale(payload: bytes, name: str) -> np.ndarray:

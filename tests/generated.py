@@ -67,3 +67,27 @@ def write_folder(root: Path, entries) -> Path:
 def idx_bytes(array: np.ndarray) -> bytes:
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     return header + array.astype(np.uint8).tobytes()
+
+
+def englishhnd_entries(writers=range(1, 3)):
+    """A tiny EnglishHnd in the official archive's layout (`English/Hnd/Img/SampleNNN/imgNNN-MMM.png`), with a
+    pen-trajectory file beside it as the real archive has other folders: (member name, bytes)."""
+    for name, payload in trainpart1_entries(writers=writers, prefix=""):
+        yield f"English/Hnd/Img/{name}", payload
+    yield "English/Hnd/Trj/Sample001/img001-001.txt", b"0 0\n1 1\n"
+
+
+def write_tgz(path: Path, entries, links=()) -> Path:
+    """A .tgz of (name, bytes) files, plus (name, target, tarfile type) link members for the refusal tests."""
+    import tarfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as archive:
+        for name, payload in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+        for name, target, kind in links:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            archive.addfile(info)
+    return path
