@@ -31,7 +31,7 @@ from src.runs import default_device, device_name, project_relative, save_results
 from src.sources import data_dir
 from src.splits import stratified_subset
 from src.task2 import MNIST_RECIPE, MODEL
-from src.train import LabelledImages, train
+from src.train import Evaluation, LabelledImages, train
 
 @dataclass(frozen=True)
 class Settings:
@@ -75,8 +75,8 @@ COMPILE_BACKEND = "inductor"                 # GPU only: our steps through torch
 def train_ours(data, test, seed: int, device, epochs: int, evaluate_every_steps: int, compile_backend=None):
     """The project's own loop with Task 2's recipe and network, from scratch: what the notebooks run."""
     config = replace(MNIST_RECIPE, epochs=epochs, seed=seed, evaluate_every_steps=evaluate_every_steps)
-    return train(build_model(MODEL, seed=seed), data, config, evaluation_sets={"test": test}, device=device,
-                 step_evaluation_sets={"test": test} if evaluate_every_steps else None, progress=False,
+    measured = Evaluation(every_epoch={"test": test}, every_steps={"test": test} if evaluate_every_steps else {})
+    return train(build_model(MODEL, seed=seed), data, config, evaluation=measured, device=device, progress=False,
                  compile_backend=compile_backend)
 
 def our_convergence_run(data, test, seed: int, s: Settings, device, high=False, compile_backend=None) -> dict:

@@ -30,7 +30,7 @@ def command_train(arguments) -> dict:
             print(f"{row['what']}: {row['value']}")
     return {"task": arguments.task, "budget": budget,
             "results": project_relative(results_dir(budget) / f"{arguments.task}.json"),
-            "seconds": results["total_seconds"], "headline": results["headline"], "summary": results["summary"]}
+            "seconds": results["total_seconds"], "headline": results["headline"], "runs": len(results.get("runs", ()))}
 
 
 def command_evaluate(arguments) -> dict:

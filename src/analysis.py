@@ -1,16 +1,38 @@
-"""Metrics the notebooks share: accuracy views, calibration, convergence, and honest statistics.
+"""Metrics the notebooks share: accuracy views, calibration, convergence, statistics, and the record of runs.
 
-Differences between training conditions are reported over several seeds with a spread and a
-paired test, never from a single run; the t distribution comes from scipy.
+Differences between training conditions are reported over several seeds (or folds) with a spread and a paired
+test, never from a single run; the t distribution and the optimiser come from scipy.
+
+The record of runs. Every training run of every task appends one `Run` row to its task's results
+(`results["runs"]`, JSON via `Run.to_dict`; `runs_of(results)` reads them back):
+
+    Run(task="task2", method="mnist", start="digits400", seed=3, config=config_digest(recipe),
+        metrics={"final_test_accuracy": 0.9931, "steps_to_0.99": 700, ...}, history="mnist/digits400/seed3")
+
+`start` names where the weights began ("scratch", "digits400": the 400-digit network of Task 2, "task1": the Task 1
+network); `seed` or `fold` is what a comparison pairs by; `metrics` are flat numbers (None where a run has no value,
+e.g. a threshold it never held); `history` is the key of the run's curves in `results["histories"]`. Everything the
+notebooks, the headline rows and the README print is a query over these rows:
+
+    over_runs(runs, "final_test_accuracy", method="mnist", start="scratch")    # mean, std, n, ci95, of
+    compare(runs, {"start": "digits400"}, {"start": "scratch"}, "final_test_accuracy")          # paired by seed
+    compare(runs, {"method": "no augmentation"}, {"method": "recipe"}, "accuracy", paired_by="fold")
+
+A cross-validation fold is one row (`fold=k`, and `seed=k` where the fold's seed is k), so Task 1's ablations compare
+with its recipe by `compare(..., paired_by="fold")`, exactly as Task 2's starts compare by seed.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy import optimize, stats
 
 from .classes import CASE_AMBIGUOUS_GROUPS, CLASS_CHARACTERS
 
@@ -29,10 +51,15 @@ def case_merged_accuracy(predictions: torch.Tensor, labels: torch.Tensor, classe
     return accuracy(mapping[predictions.cpu()], mapping[labels.cpu()])
 
 
+def count_matrix(rows: torch.Tensor, columns: torch.Tensor, size: int) -> torch.Tensor:
+    """counts[i, j]: how many items have row value i and column value j (a confusion matrix, a transition count)."""
+    index = rows.cpu().long() * size + columns.cpu().long()
+    return torch.bincount(index, minlength=size**2).reshape(size, size)
+
+
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """counts[true, predicted]."""
-    index = labels.cpu() * num_classes + predictions.cpu()
-    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+    return count_matrix(labels, predictions, num_classes)
 
 
 def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
@@ -87,11 +114,14 @@ def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Temperature scaling (Guo et al., 2017): the T minimising the negative log-likelihood of softmax(logits / T),
-    searched on a log grid from 0.2 to 5 (T > 1 softens, T < 1 sharpens). Fit it on held-out predictions only."""
-    grid = torch.logspace(math.log10(0.2), math.log10(5.0), 241)
-    logits, labels = logits.float().cpu(), labels.cpu()
-    losses = torch.stack([torch.nn.functional.cross_entropy(logits / t, labels) for t in grid])
-    return float(grid[losses.argmin()])
+    searched between 0.2 and 5 on log T (T > 1 softens, T < 1 sharpens). Fit it on held-out predictions only."""
+    logits, labels = logits.double().cpu(), labels.cpu()
+
+    def negative_log_likelihood(log_temperature: float) -> float:
+        return float(torch.nn.functional.cross_entropy(logits / math.exp(log_temperature), labels))
+    fitted = optimize.minimize_scalar(negative_log_likelihood, bounds=(math.log(0.2), math.log(5.0)),
+                                      method="bounded", options={"xatol": 1e-5})
+    return math.exp(fitted.x)
 
 
 # ----------------------------------------------------------------------------- representations
@@ -166,12 +196,14 @@ def summarise(values) -> dict:
 
 
 def format_mean_std(values, scale: float = 100.0, digits: int = 2, unit: str = "%") -> str:
-    summary = summarise(values)
+    """'99.12 ± 0.05% (n=5)': values, or a `summarise` / `over_runs` result already at hand. Pass unit=" %" for
+    the headline rows' spacing, scale=1 and unit=" s" for seconds."""
+    summary = values if isinstance(values, Mapping) else summarise(values)
     return f"{summary['mean'] * scale:.{digits}f} ± {summary['std'] * scale:.{digits}f}{unit} (n={summary['n']})"
 
 
 def paired_t_test(first, second) -> dict:
-    """Paired t-test of first - second over matched seeds (scipy.stats.ttest_rel), with the 95 %
+    """Paired t-test of first - second over matched seeds or folds (scipy.stats.ttest_rel), with the 95 %
     interval of the mean difference."""
     differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
     n = len(differences)
@@ -183,8 +215,9 @@ def paired_t_test(first, second) -> dict:
     with warnings.catch_warnings():  # constant differences: t is +-inf, which scipy warns about
         warnings.simplefilter("ignore", RuntimeWarning)
         test = stats.ttest_rel(first, second)
+        interval = test.confidence_interval(0.95)
     return {"mean_difference": float(differences.mean()), "t": float(test.statistic), "p_value": float(test.pvalue),
-            "n": n, "ci95": summarise(differences)["ci95"]}
+            "n": n, "ci95": [float(interval.low), float(interval.high)]}
 
 
 def difference_text(first, second, paired_by: str = "fold") -> str:
@@ -193,9 +226,11 @@ def difference_text(first, second, paired_by: str = "fold") -> str:
     return paired_test_text(paired_t_test(first, second), paired_by)
 
 
-def paired_test_text(test: dict, paired_by: str = "seed", scale: float = 100.0, unit: str = "points",
+def paired_test_text(test: dict, paired_by: str | None = None, scale: float = 100.0, unit: str = "points",
                      places: int = 1) -> str:
-    """`difference_text` for a `paired_t_test` result already at hand (scale 100, points: accuracies)."""
+    """`difference_text` for a `paired_t_test` or `compare` result already at hand (scale 100, points: accuracies);
+    a `compare` result says itself what it was paired by."""
+    paired_by = paired_by or test.get("paired_by", "seed")
     if test["n"] < 2:
         return f"{scale * test['mean_difference']:+.{places}f} {unit} (n={test['n']} {paired_by}: untested)"
     verdict = "resolved" if test["p_value"] < 0.05 else "not resolved"
@@ -209,3 +244,74 @@ def welch_t_test(first, second) -> dict:
     test = stats.ttest_ind(first, second, equal_var=False)
     return {"mean_difference": float(first.mean() - second.mean()), "t": float(test.statistic),
             "p_value": float(test.pvalue), "n": [len(first), len(second)]}
+
+
+# ----------------------------------------------------------------------------- the record of runs
+
+@dataclass(frozen=True)
+class Run:
+    """One training run (or one measured network, such as a linear probe of a start) of one task."""
+    task: str                   # "task1", "task2", "task3"
+    method: str                 # what was trained or measured: "mnist", "pretrain", "two_stage", "recipe", ...
+    start: str                  # where the weights began: "scratch", "digits400", "task1"
+    seed: int | None = None     # what paired_by="seed" matches
+    fold: int | None = None     # what paired_by="fold" matches
+    config: str | None = None   # config_digest of the recipe it trained with (None: nothing trained)
+    metrics: dict = field(default_factory=dict)  # name -> number, or None where the run has no value
+    history: str | None = None  # key of its curves in the results' "histories"
+    protocol: str | None = None  # Task 1's cross-validation: "images" (seen writers) or "writers" (new writers)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "Run":
+        return cls(**values)
+
+    def matches(self, where: Mapping) -> bool:
+        return all(getattr(self, name) == value for name, value in where.items())
+
+
+def config_digest(config) -> str:
+    """12 hex digits naming a recipe (a TrainConfig, anything with `to_dict`, or a dict): equal recipes, equal digest.
+    A "seed" entry is left out: the seed is the run's own field, so all seeds of one recipe share the digest."""
+    values = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    values.pop("seed", None)
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def runs_of(results: Mapping) -> list[Run]:
+    """The run records of a task's results, whether fresh (Run objects) or read back from JSON (dicts)."""
+    return [run if isinstance(run, Run) else Run.from_dict(run) for run in results["runs"]]
+
+
+def select(runs: Iterable[Run], **where) -> list[Run]:
+    """The runs whose fields equal `where`, e.g. select(runs, method="mnist", start="scratch")."""
+    return [run for run in runs if run.matches(where)]
+
+
+def over_runs(runs: Iterable[Run], metric: str, **where) -> dict:
+    """`summarise` of `metric` over the runs matching `where`; "of" counts those runs, "n" the ones with a value
+    (a run that never held a threshold has none)."""
+    chosen = select(runs, **where)
+    return {**summarise(run.metrics.get(metric) for run in chosen), "of": len(chosen)}
+
+
+def compare(runs: Iterable[Run], a: Mapping, b: Mapping, metric: str, paired_by: str = "seed") -> dict | None:
+    """The paired t-test of `metric`, runs matching `a` minus runs matching `b`, matched on `paired_by` ("seed" or
+    "fold"; unmatched runs are left out). None where there is no pair, or where a paired run has no value (a
+    threshold not held by every run is not compared). The test carries what it compared, so it reads on its own."""
+    first, second = (_by_pair(select(runs, **where), paired_by) for where in (a, b))
+    pairs = sorted(first.keys() & second.keys())
+    values = [(first[key].metrics.get(metric), second[key].metrics.get(metric)) for key in pairs]
+    if not pairs or any(x is None or y is None for x, y in values):
+        return None
+    return {"a": dict(a), "b": dict(b), "metric": metric, "paired_by": paired_by, "pairs": pairs,
+            **paired_t_test(*zip(*values))}
+
+
+def _by_pair(runs: list[Run], paired_by: str) -> dict:
+    keyed = {getattr(run, paired_by): run for run in runs}
+    if len(keyed) != len(runs):
+        raise ValueError(f"{len(runs)} runs share {len(keyed)} values of {paired_by}: say which runs to compare")
+    return keyed

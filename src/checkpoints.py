@@ -8,9 +8,7 @@ atomic (a temporary file renamed into place): a crash or a full disk never leave
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import subprocess
 import tempfile
 import time
 import warnings
@@ -19,33 +17,17 @@ from pathlib import Path
 
 import torch
 
-from .files import PROJECT_ROOT, atomic_write_bytes, sha256_of_source
-from .model import CharacterCNN, ModelConfig, with_new_head
+from .analysis import format_mean_std
+from .files import atomic_write_bytes, sha256_of_source
+from .model import CharacterCNN, ModelConfig, build_model, with_new_head
 from .preprocess import PREPROCESSING_VERSION
-from .runs import on_colab, project_relative
+from .runs import git_commit, on_colab, project_relative
 
 FORMAT = "playmnist-checkpoint/1"
 
 
 class CheckpointError(ValueError):
     """A file that is not a usable checkpoint; the message says what was expected and found."""
-
-
-def git_commit() -> str:
-    """HEAD of the repository, marked when src/ has uncommitted changes. A copy of the tree whose
-    .git is missing or not its own (a lent GPU machine) names its commit in PLAYMNIST_GIT_COMMIT."""
-    if os.environ.get("PLAYMNIST_GIT_COMMIT"):
-        return os.environ["PLAYMNIST_GIT_COMMIT"]
-
-    def git(*arguments: str) -> str:
-        return subprocess.run(["git", *arguments], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no", "src")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (commit + ("+uncommitted-src-changes" if dirty else "")) if commit else "unknown"
 
 
 def check_writable(path: Path) -> None:
@@ -162,25 +144,36 @@ def network_from_task1(path: Path, seed: int, num_classes: int = 10) -> Characte
     return with_new_head(load_model(path)[0], num_classes=num_classes, seed=seed)[0]
 
 
-# What each committed checkpoint is; its numbers come from the file itself.
+def start_network(start: str, seed: int, model: ModelConfig, task1_checkpoint: Path | None = None) -> CharacterCNN:
+    """The network an MNIST run starts from, by the start's name: "scratch" (random weights, seeded) or "task1"
+    (the Task 1 network's backbone, a new seeded head). Task 2's third start, "digits400", is trained in Task 2."""
+    if start == "scratch":
+        return build_model(model, seed=seed)
+    if start == "task1":
+        return network_from_task1(task1_checkpoint, seed, model.num_classes)
+    raise ValueError(f"unknown start {start!r} (use 'scratch' or 'task1')")
+
+
+# What each committed checkpoint is; its numbers come from the file itself. Starts are named by what they are:
+# scratch (random initialisation), digits400 (the network pretrained on trainPart1's 400 digits), task1.
 CHECKPOINT_DESCRIPTIONS = {
     "task1.pt": "Task 1: the 62-class network, the recipe trained on all 2,480 trainPart1 images; "
-                "the pretrained start of Task 2 (c) and Task 3",
-    "task2_digits_pretrained.pt": "Task 2: the network trained on trainPart1's 400 digit drawings only",
-    "task2_mnist_pretrained.pt": "Task 2 (a): MNIST from the 400-digit network (seed with the best validation accuracy)",
+                "the start `task1` of Tasks 2 and 3",
+    "task2_digits400.pt": "Task 2: the network trained on trainPart1's 400 digit drawings only (start `digits400`)",
+    "task2_mnist_digits400.pt": "Task 2 (a): MNIST from `digits400` (seed with the best validation accuracy)",
     "task2_mnist_scratch.pt": "Task 2 (b): MNIST from random initialisation (seed with the best validation accuracy)",
-    "task2_mnist_from_task1.pt": "Task 2 (c): MNIST from the Task 1 network, new head (seed with the best validation accuracy)",
+    "task2_mnist_task1.pt": "Task 2 (c): MNIST from the Task 1 network, new head (seed with the best validation accuracy)",
     "task3_naive_scratch.pt": "Task 3: mnistTask3's folders used as labels (naive), from scratch",
-    "task3_naive_pretrained.pt": "Task 3: folders as labels (naive), from the Task 1 network",
+    "task3_naive_task1.pt": "Task 3: folders as labels (naive), from the Task 1 network",
     "task3_scratch.pt": "Task 3: corrected loss, then pseudo-labels (two-stage), from scratch "
                         "(seed with the lowest held-out corrected loss)",
-    "task3_pretrained.pt": "Task 3: two-stage, from the Task 1 network (seed chosen the same way)",
+    "task3_task1.pt": "Task 3: two-stage, from the Task 1 network (seed chosen the same way)",
 }
 
 
 def format_metric(name: str, value) -> str:
     if isinstance(value, dict) and "mean" in value:
-        return f"{name} {100 * value['mean']:.2f} ± {100 * value['std']:.2f} % (n={value['n']})"
+        return f"{name} {format_mean_std(value, unit=' %')}"
     if isinstance(value, float):
         return f"{name} {100 * value:.2f} %" if "accuracy" in name else f"{name} {value:.4f}"
     return f"{name} {value}"

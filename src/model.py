@@ -30,6 +30,10 @@ class ModelConfig:
         return cls(**{**values, "widths": tuple(values["widths"])})
 
 
+# The digit network of every MNIST run (Tasks 2 and 3, bench): the Task 1 architecture, ten classes, no geometry input.
+DIGIT_MODEL = ModelConfig(num_classes=10, geometry_features=0, widths=(24, 48, 96), head_dropout=0.1)
+
+
 def convolution_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
                          nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))

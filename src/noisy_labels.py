@@ -14,6 +14,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .analysis import count_matrix
+
 
 def complementary_loss(logits: torch.Tensor, complementary_labels: torch.Tensor) -> torch.Tensor:
     """Mean of -log(1 - p[complementary label]), computed stably in log space:
@@ -41,8 +43,7 @@ def estimate_transition_matrix(inferred_digits: torch.Tensor, folder_labels: tor
                                num_classes: int = 10) -> torch.Tensor:
     """T[i, j] = share of the images inferred to be digit i that sit in folder j (rows without images: uniform).
     Use it on images the inferring network did not train on: its own training folders are memorised."""
-    counts = torch.zeros(num_classes, num_classes)
-    counts.index_put_((inferred_digits.cpu(), folder_labels.cpu()), torch.ones(len(folder_labels)), accumulate=True)
+    counts = count_matrix(inferred_digits, folder_labels, num_classes).float()
     totals = counts.sum(dim=1, keepdim=True)
     return torch.where(totals > 0, counts / totals.clamp(min=1), torch.full_like(counts, 1 / num_classes))
 
@@ -61,7 +62,8 @@ def confident_pseudo_labels(logits: torch.Tensor, folder_labels: torch.Tensor, k
 def bootstrap_transition_matrix(inferred_digits: torch.Tensor, folder_labels: torch.Tensor, samples: int = 200,
                                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """95 % percentile bands of every entry of `estimate_transition_matrix`, resampling the images
-    with replacement: how much of an estimate is the sample it was made from."""
+    with replacement: how much of an estimate is the sample it was made from. Sampling noise only: where the inferred
+    digits are systematically wrong (a bias every resample shares), the band sits around the biased value."""
     generator = torch.Generator().manual_seed(seed)
     count = len(folder_labels)
     estimates = torch.stack([estimate_transition_matrix(inferred_digits[resample], folder_labels[resample])

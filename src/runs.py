@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -78,9 +79,17 @@ def load_results(name: str, budget: str = "full") -> dict | None:
 def _jsonable(value):
     if isinstance(value, torch.Tensor):
         return value.tolist()
+    if callable(getattr(value, "to_dict", None)):  # run records, configs
+        return value.to_dict()
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def headline(rows: list[tuple[str, str]], machine: str, task: str, budget: str) -> list[dict]:
+    """The README's rows of a task: each (what, value) with the command and the machine behind it."""
+    command = f"make reproduce  # {task}.ipynb" if budget == "full" else "PLAYMNIST_BUDGET=quick ..."
+    return [{"what": what, "value": value, "command": command, "machine": machine} for what, value in rows]
 
 
 # ----------------------------------------------------------------------------- device and precision
@@ -111,9 +120,27 @@ def device_name(device: torch.device | str | None = None) -> str:
     return f"{processor}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
+def git_commit() -> str:
+    """HEAD of the repository, marked when src/ has uncommitted changes. A copy of the tree whose
+    .git is missing or not its own (a lent GPU machine) names its commit in PLAYMNIST_GIT_COMMIT."""
+    if os.environ.get("PLAYMNIST_GIT_COMMIT"):
+        return os.environ["PLAYMNIST_GIT_COMMIT"]
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "src")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + ("+uncommitted-src-changes" if dirty else "")) if commit else "unknown"
+
+
 def banner(budget: str, sources: list) -> str:
-    """The lines every notebook prints first: data, device, precision, budget."""
-    device = default_device()
+    """The one line every notebook prints first: budget, device, precision, the code's commit, and the data."""
+    device, commit = default_device(), git_commit()
+    commit = commit[:7] + (" with uncommitted changes to src/" if "uncommitted" in commit else "")
     data = "; ".join(source.describe() for source in sources)
-    return (f"Data: {data}\nDevice: {device.type} ({device_name(device)})\n"
-            f"Precision: {training_precision(device)}\nBudget: {budget}")
+    return (f"Budget: {budget} | Device: {device.type} ({device_name(device)}) | Precision: "
+            f"{training_precision(device)} | Commit: {commit} | Data: {data}")

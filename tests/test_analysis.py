@@ -41,6 +41,8 @@ def test_paired_t_test_and_summary():
     assert result["mean_difference"] == pytest.approx(0.001)
     assert result["t"] == pytest.approx(2.449, abs=1e-3)
     assert result["p_value"] == pytest.approx(0.0917, abs=1e-3)
+    # 95 % interval of the mean difference: 0.001 -+ t(0.975, 3) * 0.000816 / 2 = 0.001 -+ 0.001299
+    assert result["ci95"] == pytest.approx([0.001 - 0.0012991, 0.001 + 0.0012991], abs=1e-6)
     summary = analysis.summarise([1.0, 2.0, 3.0])
     assert summary["mean"] == 2.0 and summary["std"] == 1.0
     assert summary["ci95"][1] - 2.0 == pytest.approx(4.303 / math.sqrt(3), abs=1e-3)
@@ -124,3 +126,67 @@ def test_linear_probes_read_separable_classes_and_not_noise():
     shuffled = LabelledImages(fit.images, fit.labels[torch.randperm(len(fit.labels),
                                                                     generator=torch.Generator().manual_seed(0))])
     assert analysis.linear_probe_accuracies(network, shuffled, score)["stage1"] < 0.3  # labels it cannot predict
+
+
+# ----------------------------------------------------------------------------- the record of runs
+
+def runs_of_two_starts(shuffled=False):
+    """Three seeds of two starts; the digits400 run of seed s scores 0.9 + s / 100 + 0.01, scratch 0.9 + s / 100."""
+    runs = [analysis.Run("task2", "mnist", start, seed, config="abc", metrics={"accuracy": 0.9 + seed / 100 + bonus,
+                                                                               "steps_to_0.99": None if seed == 2 and
+                                                                               start == "scratch" else 100 * seed})
+            for seed in range(3) for start, bonus in (("digits400", 0.01), ("scratch", 0.0))]
+    return runs[::-1] if shuffled else runs
+
+
+def test_compare_pairs_runs_by_seed_whatever_their_order():
+    for runs in (runs_of_two_starts(), runs_of_two_starts(shuffled=True)):
+        test = analysis.compare(runs, {"start": "digits400"}, {"start": "scratch"}, "accuracy")
+        assert test["pairs"] == [0, 1, 2] and test["n"] == 3 and test["paired_by"] == "seed"
+        assert test["mean_difference"] == pytest.approx(0.01) and test["p_value"] < 1e-6  # every pair differs by 0.01
+    unpaired = analysis.welch_t_test([0.90, 0.91, 0.92], [0.89, 0.90, 0.91])
+    assert unpaired["p_value"] > 0.2  # the same numbers without the pairing: nothing resolved
+
+
+def test_compare_leaves_out_a_metric_some_run_lacks_and_refuses_ambiguous_pairs():
+    runs = runs_of_two_starts()
+    assert analysis.compare(runs, {"start": "digits400"}, {"start": "scratch"}, "steps_to_0.99") is None
+    assert analysis.compare(runs, {"start": "digits400"}, {"start": "task1"}, "accuracy") is None  # no such runs
+    assert analysis.compare(runs, {"start": "digits400"}, {"start": "scratch", "seed": 1}, "accuracy")["n"] == 1
+    with pytest.raises(ValueError, match="share"):
+        analysis.compare(runs, {"method": "mnist"}, {"start": "scratch"}, "accuracy")  # six runs, three seeds
+
+
+def test_folds_pair_like_seeds():
+    runs = [analysis.Run("task1", method, "scratch", seed=fold, fold=fold, metrics={"accuracy": value})
+            for method, values in (("recipe", [0.90, 0.92, 0.91]), ("no augmentation", [0.85, 0.88, 0.86]))
+            for fold, value in enumerate(values)]
+    test = analysis.compare(runs, {"method": "recipe"}, {"method": "no augmentation"}, "accuracy", paired_by="fold")
+    assert test["paired_by"] == "fold" and test["mean_difference"] == pytest.approx(0.0466667)
+    assert analysis.paired_test_text(test).startswith("+4.7 points (paired by fold, n=3")
+
+
+def test_over_runs_counts_the_runs_and_those_with_a_value():
+    summary = analysis.over_runs(runs_of_two_starts(), "steps_to_0.99", start="scratch")
+    assert summary["of"] == 3 and summary["n"] == 2 and summary["mean"] == 50.0
+    assert analysis.format_mean_std(analysis.over_runs(runs_of_two_starts(), "accuracy", start="scratch"),
+                                    unit=" %") == "91.00 ± 1.00 % (n=3)"
+
+
+def test_run_records_survive_json_and_name_their_recipe_without_the_seed():
+    import json
+    from dataclasses import replace
+
+    from src.train import MNIST_RECIPE
+    run = analysis.Run("task3", "two_stage", "task1", 2, config=analysis.config_digest(MNIST_RECIPE),
+                       metrics={"mnist_test_accuracy": 0.99, "seconds_to_0.99": None}, history="two_stage/task1/seed2")
+    assert analysis.runs_of({"runs": json.loads(json.dumps([run.to_dict()]))}) == [run]
+    assert analysis.config_digest(replace(MNIST_RECIPE, seed=7)) == run.config
+    assert analysis.config_digest(replace(MNIST_RECIPE, learning_rate=0.05)) != run.config
+
+
+def test_one_count_matrix_serves_confusions_and_transitions():
+    from src.noisy_labels import estimate_transition_matrix
+    rows, columns = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([1, 1, 0, 2, 0, 2])
+    assert analysis.count_matrix(rows, columns, 3).tolist() == [[0, 2, 0], [1, 0, 0], [1, 0, 2]]
+    assert torch.allclose(estimate_transition_matrix(rows, columns, 3)[2], torch.tensor([1 / 3, 0, 2 / 3]))

@@ -5,15 +5,19 @@ import subprocess
 import sys
 import textwrap
 
+from dataclasses import replace
+
 import pytest
 import torch
+import torch.nn as nn
 
+import src.train as train_module
 from src.augment import NO_AUGMENTATION, AugmentConfig, augment_batch
 from src.checkpoints import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from src.model import ModelConfig, build_model, layer_table, parameter_count, with_new_head
-from src.train import LabelledImages
+from src.train import (Checkpointing, Evaluation, LabelledImages, Step, TrainConfig, evaluate, finished_checkpoint,
+                       lossless_uint8, train)
 from tests.generated import bar_digits as generated_bar_digits
-from src.train import TrainConfig, evaluate, finished_checkpoint, lossless_uint8, train
 
 SMALL = ModelConfig(num_classes=10, widths=(8, 16, 16))
 
@@ -67,16 +71,54 @@ def test_augmentation_is_seeded_and_identity_when_disabled():
     assert not identity.enabled
 
 
-def test_augmentation_rotates_by_the_drawn_angle():
-    image = torch.zeros(1, 1, 28, 28)
-    image[0, 0, 13:15, 4:24] = 1.0  # horizontal bar
-    rotated, _ = augment_batch(image, AugmentConfig(rotate_degrees=90, shear=0, scale=(1, 1), translate_pixels=0),
-                               torch.Generator().manual_seed(0))
-    rows = (rotated[0, 0] > 0.5).any(1).sum()
-    columns = (rotated[0, 0] > 0.5).any(0).sum()
-    angle = torch.rand(1, generator=torch.Generator().manual_seed(0)) * 180 - 90
-    expected_vertical = abs(float(angle)) > 45
-    assert (rows > columns) == expected_vertical
+def bar_angles(images: torch.Tensor) -> torch.Tensor:
+    """The direction of each image's bar in degrees (0: horizontal), from the second moments of its ink."""
+    size = images.shape[-1]
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                          indexing="ij")
+    weights = images[:, 0] / images[:, 0].sum((1, 2), keepdim=True)
+    mean_x, mean_y = (weights * x).sum((1, 2), keepdim=True), (weights * y).sum((1, 2), keepdim=True)
+    xx, yy = (weights * (x - mean_x) ** 2).sum((1, 2)), (weights * (y - mean_y) ** 2).sum((1, 2))
+    xy = (weights * (x - mean_x) * (y - mean_y)).sum((1, 2))
+    return torch.rad2deg(0.5 * torch.atan2(2 * xy, xx - yy))
+
+
+def horizontal_bars(count: int) -> torch.Tensor:
+    images = torch.zeros(count, 1, 28, 28)
+    images[:, 0, 13:15, 4:24] = 1.0
+    return images
+
+
+def test_augmentation_rotates_within_its_range_and_uses_all_of_it():
+    rotation_only = AugmentConfig(rotate_degrees=30, shear=0, scale=(1, 1), translate_pixels=0)
+    angles = bar_angles(augment_batch(horizontal_bars(200), rotation_only, torch.Generator().manual_seed(0))[0])
+    assert angles.abs().max() < 32  # within +-30 degrees (and a little for the pixel grid)
+    assert angles.min() < -20 and angles.max() > 20 and angles.std() > 12  # uniform over +-30: std 17
+    unrotated = replace(rotation_only, rotate_degrees=0, translate_pixels=1)
+    assert bar_angles(augment_batch(horizontal_bars(50), unrotated, torch.Generator())[0]).abs().max() < 1
+
+
+def test_elastic_distortion_bends_strokes_smoothly_and_only_as_far_as_asked():
+    elastic_only = AugmentConfig(rotate_degrees=0, shear=0, scale=(1, 1), translate_pixels=0, elastic_pixels=1.0)
+    bars = horizontal_bars(100)
+    bent, _ = augment_batch(bars, elastic_only, torch.Generator().manual_seed(0))
+    assert not torch.equal(bent, bars)
+    assert abs(float(bent.sum() / bars.sum()) - 1) < 0.1  # strokes are moved and bent, not erased (on average)
+    rows = torch.arange(28, dtype=torch.float32)[:, None]
+    heights = (bent[:, 0] * rows).sum((1, 2)) / bent[:, 0].sum((1, 2))  # where the bar's ink sits, row 13.5 before
+    assert (heights - 13.5).abs().max() < 3 and (heights - 13.5).abs().mean() > 0.1  # a field of 1 pixel std
+    stronger, _ = augment_batch(bars, replace(elastic_only, elastic_pixels=3.0), torch.Generator().manual_seed(0))
+    assert (stronger - bars).abs().sum() > 1.5 * (bent - bars).abs().sum()
+
+
+def test_geometry_jitter_shifts_both_log_sizes_of_an_image_alike_and_nothing_else():
+    geometry = torch.tensor([[0.1, -0.2, 0.5, 0.6]]).repeat(500, 1)
+    jitter = AugmentConfig(rotate_degrees=0, shear=0, scale=(1, 1), translate_pixels=0, geometry_log_scale=0.1)
+    _, jittered = augment_batch(horizontal_bars(500), jitter, torch.Generator().manual_seed(0), geometry)
+    shift = jittered - geometry
+    assert torch.allclose(shift[:, 0], shift[:, 1]) and torch.equal(shift[:, 2:], torch.zeros(500, 2))
+    assert 0.08 < float(shift[:, 0].std()) < 0.12 and abs(float(shift[:, 0].mean())) < 0.02
+    assert torch.equal(geometry, torch.tensor([[0.1, -0.2, 0.5, 0.6]]).repeat(500, 1))  # the input is not changed
 
 
 # ----------------------------------------------------------------------------- training
@@ -85,7 +127,7 @@ def test_short_training_lowers_the_loss_and_learns():
     data = bar_digits()
     model = build_model(SMALL, seed=0)
     before = evaluate(model, data)
-    result = train(model, data, quick_config(), evaluation_sets={"train_set": data}, progress=False)
+    result = train(model, data, quick_config(), evaluation=Evaluation(every_epoch={"train_set": data}), progress=False)
     after = evaluate(result.model, data)
     assert after["loss"] < 0.5 * before["loss"]
     assert after["accuracy"] > 0.9
@@ -127,7 +169,7 @@ def test_compiled_training_steps_match_eager_ones():
 def test_step_evaluations_come_at_the_dense_early_steps_and_every_n_after():
     data = bar_digits(256)  # 8 steps of 32 per epoch
     result = train(build_model(SMALL, seed=0), data, quick_config(epochs=2, evaluate_every_steps=6), progress=False,
-                   step_evaluation_sets={"train_set": data}, evaluate_at_steps=range(1, 4))
+                   evaluation=Evaluation(every_steps={"train_set": data}, at_steps=range(1, 4)))
     assert [row["step"] for row in result.step_evaluations] == [1, 2, 3, 6, 12]
 
 
@@ -143,80 +185,101 @@ def test_custom_loss_function_is_used():
 
 def test_resumed_run_matches_an_unbroken_run_bit_for_bit(tmp_path):
     data, config = bar_digits(), quick_config(epochs=4)
-    unbroken = train(build_model(SMALL, seed=0), data, config, checkpoint_path=tmp_path / "unbroken.pt", progress=False)
-    # An interrupted run: train 2 epochs' worth, by running with the same recipe and stopping.
-    partial_path = tmp_path / "interrupted.pt"
+    unbroken = train(build_model(SMALL, seed=0), data, config, checkpoint=Checkpointing(tmp_path / "unbroken.pt"),
+                     progress=False)
+    # An interrupted run: stopped by its own hook in the middle of epoch 3, after epoch 2's checkpoint.
+    partial = Checkpointing(tmp_path / "interrupted.pt", resume=True)
+    with pytest.raises(Interrupted):
+        train(build_model(SMALL, seed=0), data, config, checkpoint=partial, on_step=stop_in_epoch(3), progress=False)
+    assert read_checkpoint(partial.path)["training_state"]["epoch"] == 2
     torch.manual_seed(123)  # the global RNG state must not matter: it is restored from the checkpoint
-    _train_epochs_then_stop(build_model(SMALL, seed=0), data, config, partial_path, stop_after=2)
-    assert read_checkpoint(partial_path)["training_state"]["epoch"] == 2
-    resumed = train(build_model(SMALL, seed=0), data, config, checkpoint_path=partial_path, resume=True, progress=False)
+    resumed = train(build_model(SMALL, seed=0), data, config, checkpoint=partial, progress=False)
     for name, value in unbroken.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in unbroken.history]
 
 
-def _train_epochs_then_stop(model, data, config, path, stop_after):
-    """Run `train` but raise out of it once `stop_after` epochs are checkpointed (like a kill)."""
-    import src.train as train_module
-    real_save = train_module.save_checkpoint
+class Interrupted(Exception):
+    pass
 
-    class Stop(Exception):
-        pass
 
-    def save_then_maybe_stop(*arguments, **keyword_arguments):
-        real_save(*arguments, **keyword_arguments)
-        if keyword_arguments["training_state"]["epoch"] == stop_after:
-            raise Stop
-    train_module.save_checkpoint = save_then_maybe_stop
-    try:
-        with pytest.raises(Stop):
-            train(model, data, config, checkpoint_path=path, progress=False)
-    finally:
-        train_module.save_checkpoint = real_save
+def stop_in_epoch(epoch: int):
+    """An `on_step` hook that interrupts the run at the second step of `epoch`, as a kill would."""
+    def hook(step: Step) -> None:
+        if step.epoch == epoch and step.step % 8 == 2:  # 8 steps an epoch here
+            raise Interrupted
+    return hook
+
+
+def test_a_batch_order_hook_decides_the_order_and_keeps_the_run_resumable(tmp_path):
+    data, config = bar_digits(), quick_config(epochs=2)
+    seen = []
+
+    def by_label(count: int, generator: torch.Generator) -> torch.Tensor:
+        """Each epoch: the images of one class together, classes in a random order (drawn from the generator)."""
+        classes = torch.randperm(10, generator=generator)
+        order = torch.cat([torch.nonzero(data.labels == c).flatten() for c in classes])
+        seen.append(order)
+        return order
+
+    def batch_labels(step: Step) -> None:
+        seen.append(step.step)
+    grouped = train(build_model(SMALL, seed=0), data, config, batch_order=by_label, on_step=batch_labels,
+                    progress=False)
+    assert len(seen) == 2 + 16 and seen[1:9] == list(range(1, 9))  # an order per epoch, then each of its 8 steps
+    shuffled = train(build_model(SMALL, seed=0), data, config, progress=False)
+    assert grouped.history[0]["train_loss"] != shuffled.history[0]["train_loss"]
+    again = train(build_model(SMALL, seed=0), data, config, batch_order=by_label, progress=False)
+    assert [r["train_loss"] for r in again.history] == [r["train_loss"] for r in grouped.history]
+
+
+def test_weight_decay_applies_to_convolution_and_linear_weights_only():
+    model = build_model(ModelConfig(62, geometry_features=4, widths=(8, 16, 16)), seed=0)
+    weights = {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))}
+    assert len(weights) == 6  # five convolutions and the head's linear layer
+    for optimizer in ("sgd", "adamw"):
+        groups = train_module._optimizer(model, quick_config(optimizer=optimizer, weight_decay=0.01)).param_groups
+        decay = {id(p): group["weight_decay"] for group in groups for p in group["params"]}
+        assert {name: decay[id(p)] for name, p in model.named_parameters()} == {
+            name: 0.01 if name in weights else 0.0 for name, _ in model.named_parameters()}  # BatchNorm, biases: none
 
 
 def test_resume_refuses_a_checkpoint_from_another_recipe(tmp_path):
-    path = tmp_path / "run.pt"
-    train(build_model(SMALL, seed=0), bar_digits(64), quick_config(epochs=1), checkpoint_path=path, progress=False)
+    run = Checkpointing(tmp_path / "run.pt", resume=True)
+    train(build_model(SMALL, seed=0), bar_digits(64), quick_config(epochs=1), checkpoint=run, progress=False)
     with pytest.raises(CheckpointError, match="another recipe"):
-        train(build_model(SMALL, seed=0), bar_digits(64), quick_config(epochs=1, learning_rate=0.1), checkpoint_path=path,
-              resume=True, progress=False)
+        train(build_model(SMALL, seed=0), bar_digits(64), quick_config(epochs=1, learning_rate=0.1), checkpoint=run,
+              progress=False)
 
 
 def test_killed_process_leaves_the_last_complete_checkpoint_and_resume_matches(tmp_path):
-    """SIGKILL a real training process mid-run; the checkpoint on disk must load and resume."""
+    """SIGKILL a real training process in the middle of epoch 3 (it kills itself there, so the test does not depend
+    on the machine's speed); the checkpoint on disk must load, and resuming must end where an unbroken run ends."""
     path = tmp_path / "killed.pt"
     script = textwrap.dedent(f"""
-        import sys, torch
+        import os, signal, sys, torch
         sys.path.insert(0, {str(os.getcwd())!r})
+        from pathlib import Path
         from tests.test_model_and_training import bar_digits, quick_config, SMALL
         from src.model import build_model
-        from src.train import train
-        torch.set_num_threads(1)
-        train(build_model(SMALL, seed=0), bar_digits(2048), quick_config(epochs=40), checkpoint_path={str(path)!r}, progress=False)
+        from src.train import Checkpointing, train
+
+        def kill_in_epoch_3(step):
+            if step.epoch == 3 and step.step % 8 == 4:  # 8 steps an epoch: half-way through it
+                os.kill(os.getpid(), signal.SIGKILL)
+        train(build_model(SMALL, seed=0), bar_digits(), quick_config(epochs=6), checkpoint=Checkpointing(Path({str(path)!r})),
+              on_step=kill_in_epoch_3, progress=False)
     """)
-    process = subprocess.Popen([sys.executable, "-c", script])
-    try:
-        deadline = 120
-        import time
-        started = time.time()
-        while time.time() - started < deadline:
-            if path.exists() and read_checkpoint(path)["training_state"]["epoch"] >= 2:
-                break
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait()
+    process = subprocess.run([sys.executable, "-c", script], timeout=600)
+    assert process.returncode == -signal.SIGKILL
     state = read_checkpoint(path)["training_state"]  # loads cleanly: writes are atomic
-    assert 2 <= state["epoch"] < 40
-    assert not list(tmp_path.glob("*.partial"))
-    torch.set_num_threads(1)
-    try:
-        resumed = train(build_model(SMALL, seed=0), bar_digits(2048), quick_config(epochs=40), checkpoint_path=path,
-                        resume=True, progress=False)
-    finally:
-        torch.set_num_threads(os.cpu_count() or 1)
-    assert len(resumed.history) == 40
+    assert state["epoch"] == 2
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".*"))
+    resumed = train(build_model(SMALL, seed=0), bar_digits(), quick_config(epochs=6),
+                    checkpoint=Checkpointing(path, resume=True), progress=False)
+    unbroken = train(build_model(SMALL, seed=0), bar_digits(), quick_config(epochs=6), progress=False)
+    assert len(resumed.history) == 6
+    assert all(torch.equal(value, resumed.model.state_dict()[name]) for name, value in unbroken.model.state_dict().items())
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -279,8 +342,9 @@ def test_checkpoint_path_that_cannot_be_created_fails_before_training(tmp_path):
     blocker.write_text("not a folder")
     started = []
     with pytest.raises(CheckpointError, match="cannot be written"):
-        train(build_model(SMALL, seed=0), bar_digits(64), quick_config(epochs=1), checkpoint_path=blocker / "x.pt",
-              progress=False, loss_function=lambda logits, labels: started.append(1))
+        train(build_model(SMALL, seed=0), bar_digits(64), quick_config(epochs=1),
+              checkpoint=Checkpointing(blocker / "x.pt"), progress=False,
+              loss_function=lambda logits, labels: started.append(1))
     assert not started  # no training step ran
 
 
@@ -290,7 +354,8 @@ def test_unwritable_checkpoint_folder_fails_before_training(tmp_path):
     folder.mkdir()
     folder.chmod(0o500)
     with pytest.raises(CheckpointError, match="cannot be written"):
-        train(build_model(SMALL, seed=0), bar_digits(64), quick_config(epochs=1), checkpoint_path=folder / "x.pt", progress=False)
+        train(build_model(SMALL, seed=0), bar_digits(64), quick_config(epochs=1),
+              checkpoint=Checkpointing(folder / "x.pt"), progress=False)
 
 
 def test_failed_save_leaves_the_previous_checkpoint_untouched(tmp_path, monkeypatch):

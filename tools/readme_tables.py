@@ -1,9 +1,11 @@
 """Repository tooling: keep README's results and checkpoint tables equal to what the runs produced.
 
-Each task writes `results/<task>.json` with a `headline` list of rows (what, value, command,
-machine), and each checkpoint carries its metrics in its metadata. `python -m tools.readme_tables`
-rewrites those tables and the benchmark's section between the README's markers from those files, so no number in them is
-typed by hand; a test checks the README is up to date.
+Each task writes `results/<task>.json` with its run records (`analysis.Run`) and the headline rows its
+`headline_rows` queries from them (what, value, command, machine); each checkpoint carries its metrics in its
+metadata; each exploration writes its run records to `explorations/results/`. `python -m tools.readme_tables`
+rewrites the README's tables and the benchmark's section between its markers from those files, and
+`explorations/README.md`'s table from the explorations' records, so no number in them is typed by hand; a test
+checks both READMEs are up to date.
 """
 from __future__ import annotations
 
@@ -15,8 +17,20 @@ RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 CHECKPOINT_MARKERS = ("<!-- checkpoints:start -->", "<!-- checkpoints:end -->")
 PERFORMANCE_MARKERS = ("<!-- performance:start -->", "<!-- performance:end -->")
 RUNTIME_MARKERS = ("<!-- runtimes:start -->", "<!-- runtimes:end -->")
-NOTEBOOKS = ("task1", "task2", "task3")
-RESULT_FILES = ("task1", "task2", "task3", "bench")
+EXPLORATION_MARKERS = ("<!-- explorations:start -->", "<!-- explorations:end -->")
+EXPLORATIONS_README = PROJECT_ROOT / "explorations" / "README.md"
+RESULT_FILES = ("task1", "task1_test", "task2", "task3", "bench")
+
+
+def headline(name: str, results: dict) -> list[dict]:
+    """A task's headline rows, queried afresh from its run records where it has them (else as stored), and Task 1's
+    one evaluation on testPart1 from its report."""
+    import importlib
+    if name == "task1_test":
+        return importlib.import_module("src.task1").testpart1_headline_rows(results)
+    if "runs" in results and name in ("task1", "task2", "task3"):
+        return importlib.import_module(f"src.{name}").headline_rows(results)
+    return results.get("headline", [])
 
 
 def results_table() -> str:
@@ -25,8 +39,9 @@ def results_table() -> str:
         results = load_results(name, "full")
         if not results:
             continue
-        for row in results.get("headline", []):
-            lines.append(f"| {name} | {row['what']} | {row['value']} | `{row['command']}` | {row['machine']} |")
+        for row in headline(name, results):
+            lines.append(f"| {name.split('_')[0]} | {row['what']} | {row['value']} | `{row['command']}` | "
+                         f"{row['machine']} |")
     if len(lines) == 2:
         lines.append("| – | no full-budget results yet | | `make reproduce` | |")
     return "\n".join(lines)
@@ -45,22 +60,6 @@ def runtimes_table(notebook: str | None = None) -> str:
         measured = row["date"] + (f", {row['note']}" if row.get("note") else "")
         lines.append(f"| {row['notebook']}.ipynb | {row['machine']} | {minutes} | `{row['command']}` | {measured} |")
     return "\n".join(lines)
-
-
-def update_notebook_runtimes() -> list[str]:
-    """Write each notebook's own run-time table into its first (markdown) cell; returns those changed."""
-    import nbformat
-    changed = []
-    for name in NOTEBOOKS:
-        path = PROJECT_ROOT / f"{name}.ipynb"
-        notebook = nbformat.read(path, as_version=4)
-        first = notebook.cells[0]
-        new = _replace_between(first.source, RUNTIME_MARKERS, runtimes_table(name))
-        if new != first.source:
-            first.source = new
-            path.write_text(nbformat.writes(notebook))
-            changed.append(path.name)
-    return changed
 
 
 def checkpoints_table() -> str:
@@ -95,6 +94,20 @@ def _replace_between(text: str, markers: tuple[str, str], content: str) -> str:
     return f"{before}{start}\n{content}\n{end}{after}"
 
 
+def explorations_table() -> str:
+    """One row per exploration question that has been answered: question, answer, command, machine."""
+    from explorations.rows import answer_text, rows
+    lines = ["| question | answer (against the recipe's own runs, paired) | command | machine |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in (
+                 f"{row['task'].replace('task', 'Task ')}: {row['question']}", answer_text(row), f"`{row['command']}`",
+                 row["machine"])) + " |" for row in rows()]
+    return "\n".join(lines)
+
+
+def updated_explorations_readme(text: str) -> str:
+    return _replace_between(text, EXPLORATION_MARKERS, explorations_table())
+
+
 def updated_readme(text: str) -> str:
     text = _replace_between(text, RESULTS_MARKERS, results_table())
     text = _replace_between(text, PERFORMANCE_MARKERS, performance_section())
@@ -102,16 +115,14 @@ def updated_readme(text: str) -> str:
     return _replace_between(text, CHECKPOINT_MARKERS, checkpoints_table())
 
 
-def update_readme(path: Path = PROJECT_ROOT / "README.md") -> bool:
+def update_readme(path: Path = PROJECT_ROOT / "README.md", update=updated_readme) -> bool:
     text = path.read_text()
-    new = updated_readme(text)
+    new = update(text)
     if new != text:
         path.write_text(new)
     return new != text
 
 
 if __name__ == "__main__":
-    changed = update_readme()
-    notebooks = update_notebook_runtimes()
-    print("README tables " + ("updated" if changed else "already up to date") +
-          (f"; run times rewritten in {', '.join(notebooks)}" if notebooks else ""))
+    changed = update_readme() | update_readme(EXPLORATIONS_README, updated_explorations_readme)
+    print("README tables " + ("updated" if changed else "already up to date"))

@@ -1,4 +1,4 @@
-"""Exploration for issue 12 (not part of any notebook): how far can size alone tell a lowercase letter from its capital?
+"""Exploration (not part of any notebook): how far can size alone tell a lowercase letter from its capital?
 
 No training. For each letter pair whose shapes are alike, the best single threshold on one size feature, over all
 writers' images of the pair, and how often a writer drew the lowercase letter smaller than the capital (what
@@ -11,21 +11,19 @@ unflattered figure for the recipe's four geometry features, and for them plus th
 draw alike (0/O/o, 1/I/l, 2/Z/z), how often one writer's two drawings are in the same order by each geometry
 feature: what writer-consistent decoding could use to tell them apart (0.5 = no information, 1 = always).
 
-    python -m tools.explore_task1_case_size --out results/explore/task1_case_size.json
+    python -m explorations.task1_case_size --out explorations/results/task1_case_size.json
 """
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
+from explorations import write_report
 from src.classes import CLASS_CHARACTERS
 from src.datasets import load_trainpart1
-from src.files import atomic_write_bytes
 from src.preprocess import geometry_reference, writer_relative_geometry
-from src.splits import grouped_kfold
-from src.task1 import FOLD_SEED, FOLDS
+from src.task1 import folds_of
 
 PAIRS = ("cC", "oO", "sS", "vV", "wW", "xX", "zZ", "kK", "pP", "uU", "yY", "mM", "nN", "jJ")
 GLYPH_PAIRS = ("0O", "0o", "Oo", "1I", "1l", "Il", "2Z", "2z", "Zz")
@@ -113,7 +111,7 @@ def main(argv=None) -> None:
     log_height, writers, labels = characters.geometry[:, 0], characters.writers, characters.labels
     features = size_features(log_height, writers)
     feature_sets = geometry_feature_sets(characters)
-    folds = grouped_kfold(writers, FOLDS, FOLD_SEED)
+    folds = folds_of(characters, "writers")
     report = {"data": characters.source.describe(), "pairs": {}}
     for pair in PAIRS:
         lower, upper = (CLASS_CHARACTERS.index(character) for character in pair)
@@ -142,7 +140,7 @@ def main(argv=None) -> None:
     report["mean_over_pairs_writer_grouped_cv_logistic"] = {
         name: sum(p["writer_grouped_cv_logistic_accuracy"][name] for p in report["pairs"].values()) / len(PAIRS)
         for name in feature_sets}
-    atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
+    write_report(arguments.out, report)  # no training: no run records, measurements only
     for pair, row in report["pairs"].items():
         print(pair, " ".join(f"{value:.3f}" for value in row["best_threshold_accuracy"].values()),
               f"| lowercase smaller for {row['writers_drawing_lowercase_smaller']:.3f} of writers")

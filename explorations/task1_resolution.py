@@ -1,4 +1,4 @@
-"""Exploration for issue 12 (not part of any notebook): does Task 1 gain from input finer than MNIST's 28x28?
+"""Exploration (not part of any notebook): does Task 1 gain from input finer than MNIST's 28x28?
 
 The same writer-grouped CV as the notebook (`task1.cross_validate`: folds, seeds, test-time views) runs the recipe
 twice: on the cached 28x28 images (ink fitted into 20x20, MNIST's convention) and on the same drawings preprocessed
@@ -6,50 +6,45 @@ into 40x40 (ink fitted into 28x28, centre of mass at (20, 20), strokes thickened
 Augmentation and test-time shifts, given in pixels, scale by 40/28 so both see the same distortions relative to the
 character. The network is the same: its last pooling is adaptive, so 40x40 gives 10x10 -> 3x3 instead of 7x7 -> 3x3.
 
-Beside per-image, case-merged and writer-decoded accuracy, each look-alike case pair gets its binary accuracy
-(out-of-fold, the pair's two logits only), to compare with what the ink box's geometry alone achieves
-(`tools.explore_task1_case_size`).
+Beside per-image, case-merged and writer-decoded accuracy (one run record per fold and variant), each look-alike
+case pair gets its binary accuracy (out-of-fold, the pair's two logits only), to compare with what the ink box's
+geometry alone achieves (`explorations.task1_case_size`).
 
-    python -m tools.explore_task1_resolution --out results/explore/task1_resolution.json \
+    python -m explorations.task1_resolution --out explorations/results/task1_resolution.json \
         --save-logits data/task1_resolution_logits.pt
 """
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from dataclasses import replace
 from pathlib import Path
-from unittest import mock
 
 import torch
 
+from explorations import cv_runs, write_report
 from src import analysis, preprocess
 from src.classes import CLASS_CHARACTERS
 from src.datasets import CharacterImages, load_trainpart1
-from src.files import atomic_write_bytes, decode_grayscale, list_source_files, sha256_of_source
+from src.files import decode_grayscale, list_source_files, sha256_of_source
 from src.runs import device_name
 from src.sources import cached
 from src.task1 import RECIPE, Recipe, cross_validate
 
-MEASURES = ("accuracy", "accuracy_case_merged", "accuracy_writer_decoded")
 CASE_PAIRS = ("cC", "oO", "sS", "vV", "wW", "xX", "zZ", "kK", "pP", "uU", "yY", "mM", "nN", "jJ", "0O", "1I", "1l",
               "Il")
 FINE_FIELD, FINE_FIT = 40, 28
+RECIPE_SIZE, FINE_SIZE = "28x28 (recipe)", f"{FINE_FIELD}x{FINE_FIELD}"
 
 
 def fine_images(characters: CharacterImages) -> torch.Tensor:
-    """The same drawings, in the same order, preprocessed into FINE_FIELD x FINE_FIELD (cached like the 28x28 ones)."""
-    scale = FINE_FIT / preprocess.FIT
-    finer = {"FIELD": FINE_FIELD, "FIT": FINE_FIT, "MNIST_CENTRE_OF_MASS": (FINE_FIELD / 2, FINE_FIELD / 2),
-             "THICKENED_STROKE_WIDTH": preprocess.THICKENED_STROKE_WIDTH * scale}
+    """The same drawings, in the same order, preprocessed into FINE_FIELD x FINE_FIELD (cached like the 28x28 ones):
+    ink fitted into FINE_FIT, centre of mass at the field's centre, strokes as thick relative to the fit."""
     source = Path(characters.source.path)
 
     def build() -> dict:
         _, read = list_source_files(source)
-        with mock.patch.multiple(preprocess, **finer):
-            images = [preprocess.to_mnist_convention(decode_grayscale(read(name), name), name)[0]
-                      for name in characters.files]
+        images = [preprocess.to_mnist_convention(decode_grayscale(read(name), name), name, field=FINE_FIELD,
+                                                 fit=FINE_FIT)[0] for name in characters.files]
         return {"images": torch.stack(images)[:, None].contiguous(), "files": list(characters.files), "skipped": []}
 
     content = cached("trainpart1-explore", sha256_of_source(source), f"mnist{FINE_FIELD}",
@@ -82,24 +77,6 @@ def pair_accuracies(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, flo
     return scores
 
 
-def variant_report(name: str, result: dict, started: float) -> dict:
-    """One variant's CV as the exploration JSONs keep it (per-fold measures, seconds), printed as it ends."""
-    report = {"seconds": time.perf_counter() - started,
-              "folds": [{key: row[key] for key in ("fold", *MEASURES, "train_seconds")} for row in result["folds"]]}
-    print(f"{name}: {analysis.format_mean_std([row['accuracy'] for row in result['folds']])} "
-          f"({report['seconds']:.0f} s)", flush=True)
-    return report
-
-
-def add_paired_differences(report: dict, variant: str, baseline: str, label: str) -> None:
-    """Each measure of `variant` minus `baseline`, paired by fold, under '<measure>: <label>'."""
-    for measure in MEASURES:
-        report[f"{measure}: {label}"] = analysis.difference_text(
-            [row[measure] for row in report["variants"][variant]["folds"]],
-            [row[measure] for row in report["variants"][baseline]["folds"]])
-        print(measure, report[f"{measure}: {label}"])
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=RECIPE.training.epochs)
@@ -109,26 +86,23 @@ def main(argv=None) -> None:
     arguments = parser.parse_args(argv)
     recipe = replace(RECIPE, training=replace(RECIPE.training, epochs=arguments.epochs))
     characters = load_trainpart1()
-    variants = {"28x28 (recipe)": (recipe, characters),
-                f"{FINE_FIELD}x{FINE_FIELD}": (finer_recipe(recipe),
-                                               replace(characters, images=fine_images(characters)))}
+    variants = {RECIPE_SIZE: (recipe, characters),
+                FINE_SIZE: (finer_recipe(recipe), replace(characters, images=fine_images(characters)))}
     report = {"epochs": arguments.epochs, "data": characters.source.describe(), "device": device_name(),
-              "variants": {}}
+              "runs": [], "pair_accuracy": {}}
     print(report["data"], flush=True)
     out_of_fold = {"labels": characters.labels, "writers": characters.writers, "files": characters.files}
     for name, (variant_recipe, variant_characters) in variants.items():
-        started = time.perf_counter()
-        result = cross_validate(variant_recipe, variant_characters, arguments.folds, progress=False)
+        result = cross_validate(variant_recipe, variant_characters, arguments.folds, progress=False,
+                                protocol="writers")
         scored = result["scored"]
         out_of_fold[name] = result["out_of_fold_logits"]
         if arguments.save_logits:
             torch.save(out_of_fold, arguments.save_logits)
-        report["variants"][name] = {
-            "image_size": int(variant_characters.images.shape[-1]), **variant_report(name, result, started),
-            "pair_accuracy": pair_accuracies(result["out_of_fold_logits"][scored], characters.labels[scored])}
-        atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
-    add_paired_differences(report, *reversed(variants), f"{FINE_FIELD}x{FINE_FIELD} minus 28x28")
-    atomic_write_bytes(arguments.out, (json.dumps(report, indent=1) + "\n").encode())
+        report["runs"] += cv_runs(name, result)
+        report["pair_accuracy"][name] = pair_accuracies(result["out_of_fold_logits"][scored], characters.labels[scored])
+        print(name, analysis.format_mean_std([row["accuracy"] for row in result["folds"]]), flush=True)
+        write_report(arguments.out, report)
 
 
 if __name__ == "__main__":
