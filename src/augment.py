@@ -23,6 +23,7 @@ class AugmentConfig:
     elastic_pixels: float = 0.0       # displacement amplitude (std) of the smooth field, in pixels
     elastic_grid: int = 4             # control points per side of the field (coarser = smoother)
     geometry_log_scale: float = 0.0   # std of a log-size jitter applied to geometry features
+    stroke_width_jitter: float = 0.0  # pen width: blend towards a 3x3 max (thicker) or min (thinner), share in [-j, j]
 
     def to_dict(self) -> dict:
         return {**asdict(self), "scale": list(self.scale)}
@@ -34,14 +35,23 @@ class AugmentConfig:
     @property
     def enabled(self) -> bool:
         return bool(self.rotate_degrees or self.shear or self.scale != (1.0, 1.0) or self.translate_pixels
-                    or self.elastic_pixels or self.geometry_log_scale)
+                    or self.elastic_pixels or self.geometry_log_scale or self.stroke_width_jitter)
 
 
-NO_AUGMENTATION = AugmentConfig(0.0, 0.0, (1.0, 1.0), 0.0, 0.0, 4, 0.0)
+NO_AUGMENTATION = AugmentConfig(0.0, 0.0, (1.0, 1.0), 0.0, 0.0, 4, 0.0, 0.0)
 
 
 def _uniform(generator: torch.Generator, count: int, low: float, high: float, device) -> torch.Tensor:
     return torch.rand(count, generator=generator, device=device) * (high - low) + low
+
+
+def vary_stroke_width(images: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """Per image, a pen a little thicker (share > 0: towards the 3x3 grey dilation) or thinner (share < 0: towards
+    the 3x3 erosion): writers' pens and pressures differ, and a 28x28 stroke is only 2-4 pixels wide."""
+    thicker = F.max_pool2d(images, 3, stride=1, padding=1)
+    thinner = -F.max_pool2d(-images, 3, stride=1, padding=1)
+    share = share.view(-1, 1, 1, 1).to(images.dtype)
+    return torch.where(share > 0, images + share * (thicker - images), images + share * (images - thinner))
 
 
 def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator,
@@ -50,6 +60,9 @@ def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.
     if not config.enabled:
         return images, geometry
     count, size, device = images.shape[0], images.shape[-1], images.device
+    if config.stroke_width_jitter > 0:
+        images = vary_stroke_width(images, _uniform(generator, count, -config.stroke_width_jitter,
+                                                    config.stroke_width_jitter, device))
     angle = _uniform(generator, count, -config.rotate_degrees, config.rotate_degrees, device) * math.pi / 180
     shear = _uniform(generator, count, -config.shear, config.shear, device)
     scale_x = _uniform(generator, count, *config.scale, device)
@@ -73,4 +86,5 @@ def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.
         jitter = torch.randn(count, 1, generator=generator, device=device) * config.geometry_log_scale
         geometry = geometry.clone()
         geometry[:, :2] += jitter
+        geometry[:, 4:6] += jitter  # heights against the writer's size levels, where the input has them
     return augmented, geometry

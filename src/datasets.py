@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
 
 import torch
 
 from . import preprocess, standins
 from .classes import CLASS_CHARACTERS
-from .files import IMAGE_SUFFIXES, DataError, decode_grayscale, list_source_files, open_checked_zip, sha256_of_source
+from .files import IMAGE_SUFFIXES, DataError, SourceListing, decode_grayscale, list_source, sha256_of_source
 from .mnist import load_mnist
+from .rebuild import rebuild_from_englishhnd, rebuild_mnisttask3
 from .sources import DataSource, cached, data_dir, decode_all, find_dataset, record
 
 TRAINPART1_URL = "https://www.dropbox.com/s/pan6mutc5xj5kj0/trainPart1.zip?dl=1"
 MNISTTASK3_URL = "https://www.dropbox.com/s/otc12z2w7f7xm8z/mnistTask3.zip?dl=1"
-PREPROCESSINGS = ("mnist", "resize32")  # MNIST's convention; the public solutions' plain 32x32 resize
+# MNIST's convention; the same with thick strokes thinned to MNIST's width; the public solutions' plain 32x32 resize
+PREPROCESSINGS = ("mnist", "mnist_thinned", "resize32")
 
 SAMPLE_FOLDER = re.compile(r"^Sample(\d{3})$")
 SAMPLE_FILE = re.compile(r"^img(\d{3})-(\d{3})\.png$", re.IGNORECASE)
@@ -42,14 +45,18 @@ class CharacterImages:
         return len(self.labels)
 
     def raw_luminance(self, index: int):
-        """The original drawing (luminance, 1 = paper) of image `index`, re-read from the source."""
-        _, read = list_source_files(Path(self.source.path))
-        return decode_grayscale(read(self.files[index]), self.files[index])
+        """The original drawing (luminance, 1 = paper) of image `index`, re-read from the source (listed once)."""
+        return decode_grayscale(_reader(self.source.path)(self.files[index]), self.files[index])
 
     def subset(self, index) -> "CharacterImages":
         index = torch.as_tensor(index, dtype=torch.long)
         return CharacterImages(self.images[index], self.labels[index], self.geometry[index], self.ink_boxes[index],
                                self.writers[index], [self.files[i] for i in index.tolist()], self.source)
+
+
+@lru_cache(maxsize=4)
+def _reader(path: str):
+    return list_source(Path(path)).read
 
 
 @dataclass
@@ -97,24 +104,20 @@ def parse_trainpart1_layout(names: list[str], source: Path, require_all_classes:
     return entries, missing
 
 
-def _find_empty_folders(source: Path, names: list[str]) -> list[str]:
+def _find_empty_folders(listing: SourceListing) -> list[str]:
     """SampleNNN folders that exist but hold no file (a zip lists them as entries ending in '/')."""
-    if source.is_dir():
-        return sorted(p.relative_to(source).as_posix() for p in source.rglob("Sample*")
-                      if p.is_dir() and not any(p.iterdir()))
-    with open_checked_zip(source) as archive:
-        folders = {i.filename.rstrip("/") for i in archive.infolist() if i.is_dir()}
-    used = {PurePosixPath(n).parent.as_posix() for n in names}
-    return sorted(f for f in folders if SAMPLE_FOLDER.match(PurePosixPath(f).name) and f not in used)
+    return [f for f in listing.empty_folders if SAMPLE_FOLDER.match(PurePosixPath(f).name)]
 
 
 def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: bool = False,
                     require_all_classes: bool = True, kind: str = "real", route: str = "explicit path",
-                    name: str = "trainPart1") -> CharacterImages:
-    """Decode and preprocess a zip or folder in the trainPart1 layout (cached by content hash)."""
+                    name: str = "trainPart1", listing: SourceListing | None = None) -> CharacterImages:
+    """Decode and preprocess a zip or folder in the trainPart1 layout (cached by content hash). `listing`: the
+    source's listing where the caller already has it (one look at an archive, handed on)."""
     source = Path(source)
-    names, read = list_source_files(source)
-    empty = _find_empty_folders(source, names)
+    listing = listing or list_source(source)
+    names, read = listing.names, listing.read
+    empty = _find_empty_folders(listing)
     if empty:
         raise DataError(f"{source}: empty class folder(s) {empty[:10]}")
     entries, missing = parse_trainpart1_layout(names, source, require_all_classes)
@@ -125,7 +128,8 @@ def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: boo
     def build() -> dict:  # every preprocessing from one decoding (decoding is the cost)
         def transform(luminance, name):
             image, box = preprocess.to_mnist_convention(luminance, f"{source}: {name}")
-            return {"mnist": image, "resize32": preprocess.plain_resize(luminance, 32)}, box
+            thinned, _ = preprocess.to_mnist_convention(luminance, f"{source}: {name}", thin_thick_strokes=True)
+            return {"mnist": image, "mnist_thinned": thinned, "resize32": preprocess.plain_resize(luminance, 32)}, box
 
         kept, skipped = decode_all(source, list(entries), read, transform, skip_bad)
         return {
@@ -156,7 +160,8 @@ def find_trainpart1(path: str | Path | None = None, allow_download: bool = True,
                     allow_standin: bool | None = None) -> tuple[Path, str, str]:
     return find_dataset("trainPart1", path, TRAINPART1_URL, parse_trainpart1_layout,
                         lambda target: _build_chars74k_standins(train_target=target),
-                        "synthetic stand-in", allow_download, allow_standin)
+                        "synthetic stand-in", allow_download, allow_standin,
+                        rebuild=partial(rebuild_from_englishhnd, "trainPart1"))
 
 
 def find_testpart1(path: str | Path | None = None, allow_download: bool = True,
@@ -164,7 +169,8 @@ def find_testpart1(path: str | Path | None = None, allow_download: bool = True,
     """testPart1.zip, the test set the assignment released later (`test/SampleNNN/imgNNN-MMM.png`)."""
     return find_dataset("testPart1", path, None, parse_trainpart1_layout,
                         lambda target: _build_chars74k_standins(test_target=target),
-                        "synthetic stand-in", allow_download, allow_standin)
+                        "synthetic stand-in", allow_download, allow_standin,
+                        rebuild=partial(rebuild_from_englishhnd, "testPart1"))
 
 
 def load_trainpart1(path: str | Path | None = None, *, preprocessing: str = "mnist", skip_bad: bool = False,
@@ -209,9 +215,11 @@ def parse_mnisttask3_layout(names: list[str], source: Path) -> dict[str, tuple[i
 
 
 def read_mnisttask3(source: Path, *, skip_bad: bool = False, kind: str = "real", route: str = "explicit path",
-                    note: str = "") -> NoisyDigits:
+                    note: str = "", listing: SourceListing | None = None) -> NoisyDigits:
+    """Decode a zip or folder in mnistTask3's layout (cached by content hash); `listing` as in `read_trainpart1`."""
     source = Path(source)
-    names, read = list_source_files(source)
+    listing = listing or list_source(source)
+    names, read = listing.names, listing.read
     entries = parse_mnisttask3_layout(names, source)
     source_hash = sha256_of_source(source)
 
@@ -238,7 +246,8 @@ def read_mnisttask3(source: Path, *, skip_bad: bool = False, kind: str = "real",
 def find_mnisttask3(path: str | Path | None = None, allow_download: bool = True,
                     allow_standin: bool | None = None) -> tuple[Path, str, str]:
     return find_dataset("mnistTask3", path, MNISTTASK3_URL, parse_mnisttask3_layout, _build_mnisttask3_standin,
-                        "stand-in built from the MNIST training images", allow_download, allow_standin)
+                        "stand-in built from the MNIST training images", allow_download, allow_standin,
+                        rebuild=rebuild_mnisttask3)
 
 
 def load_mnisttask3(path: str | Path | None = None, *, skip_bad: bool = False, allow_download: bool = True,

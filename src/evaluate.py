@@ -16,17 +16,19 @@ from .augment import AugmentConfig
 from .checkpoints import CheckpointError, load_model
 from .classes import CLASS_CHARACTERS, DIGIT_CHARACTERS
 from .decoding import writer_consistent_predictions
-from .files import DataError, list_source_files
+from .files import DataError, SourceListing, list_source
 from .mnist import load_mnist
 from .preprocess import PREPROCESSING_VERSION, describe_geometry_reference, geometry_inputs, geometry_reference
 from .runs import project_relative
 from .train import predict_averaged_over_views, predict_logits
 
 
-def detect_layout(source: Path) -> str:
-    """'trainpart1' or 'mnisttask' from the folder names; anything else is an error."""
-    names, _ = list_source_files(Path(source))
-    folders = {PurePosixPath(n).parent.name for n in names}
+def detect_layout(source: Path | SourceListing) -> str:
+    """'trainpart1' or 'mnisttask' from the folder names; anything else is an error. Give the source's listing
+    where you have it (`files.list_source`), so an archive is listed once and handed on."""
+    listing = source if isinstance(source, SourceListing) else list_source(Path(source))
+    source = listing.source
+    folders = {PurePosixPath(n).parent.name for n in listing.names}
     if any(datasets.SAMPLE_FOLDER.match(f) for f in folders):
         return "trainpart1"
     if folders and all(f.isdigit() and len(f) == 1 for f in folders):
@@ -38,7 +40,8 @@ def detect_layout(source: Path) -> str:
 DECODINGS = ("image", "writer")  # per-image argmax (the classifier), or writer-consistent (src/decoding.py)
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool = False, decode: str = "image") -> dict:
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool = False, decode: str = "image",
+                        name: str = "evaluation set") -> dict:
     if decode not in DECODINGS:
         raise ValueError(f"decode must be one of {DECODINGS}, not {decode!r}")
     model, metadata = load_model(Path(checkpoint))
@@ -50,16 +53,22 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, skip_bad: bool
     note, geometry, writers, reference = "", None, None, "none (no geometry input)"
     if str(data) == "mnist-test":
         images, labels, source = load_mnist("test")
-    elif detect_layout(Path(data)) == "trainpart1":
+    elif detect_layout(listing := list_source(Path(data))) == "trainpart1":
         characters = datasets.read_trainpart1(Path(data), preprocessing=metadata.get("preprocessing", "mnist"),
-                                              skip_bad=skip_bad, require_all_classes=False, name="evaluation set")
+                                              skip_bad=skip_bad, require_all_classes=False, name=name,
+                                              listing=listing)
         images, labels, source, writers = characters.images, characters.labels, characters.source, characters.writers
         mode, minimum = metadata.get("geometry", "absolute"), recipe.get("writer_minimum_images", 10)
+        # A writer the network was trained on is measured against its training drawings (stored in the checkpoint).
+        known = {int(writer): reference for writer, reference in metadata.get("writer_references", {}).items()}
+        cases = {int(writer): levels for writer, levels in metadata.get("writer_case_heights", {}).items()}
         geometry = geometry_inputs(characters.geometry, writers, mode,
-                                   metadata.get("geometry_reference", geometry_reference(characters.geometry)), minimum)
-        reference = describe_geometry_reference(writers, mode if model.config.geometry_features else "none", minimum)
+                                   metadata.get("geometry_reference", geometry_reference(characters.geometry)), minimum,
+                                   known, cases, metadata.get("case_height_offsets"))
+        reference = describe_geometry_reference(writers, mode if model.config.geometry_features else "none", minimum,
+                                                known_writers=known)
     else:
-        noisy = datasets.read_mnisttask3(Path(data), skip_bad=skip_bad)
+        noisy = datasets.read_mnisttask3(Path(data), skip_bad=skip_bad, listing=listing)
         images, labels, source = noisy.images, noisy.folder_labels, noisy.source
         note = "labels are the folder names of this set"
     if model.config.geometry_features and geometry is None:

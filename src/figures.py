@@ -109,3 +109,146 @@ def training_curves(history: list[dict], keys: list[str], title: str = ""):
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def per_fold_dots(rows_by_panel: dict[str, dict[str, list[float]]], baseline: str, xlabel: str):
+    """One panel per protocol: a row per variant, a dot per fold (scaled to %), the variant's mean as a bar, and the
+    baseline's mean as a dashed line, so a reader sees spread and pairing at a glance."""
+    panels = list(rows_by_panel.items())
+    names = list(panels[0][1])
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 0.45 * len(names) + 1.2), sharey=True,
+                                squeeze=False)
+    for axis, (title, rows) in zip(axes[0], panels):
+        for position, name in enumerate(names):
+            values = 100 * np.asarray(rows.get(name, []), dtype=float)
+            if len(values):
+                axis.scatter(values, np.full(len(values), position), s=14, alpha=0.7,
+                             color="black" if name == baseline else "tab:blue")
+                axis.plot([values.mean()] * 2, [position - 0.3, position + 0.3], color="tab:red")
+        axis.axvline(100 * np.mean(rows[baseline]), color="gray", linestyle="--", linewidth=1)
+        axis.set_yticks(range(len(names)), names, fontsize=8)
+        axis.invert_yaxis()
+        axis.set(xlabel=f"{xlabel} (%)", title=title)
+        axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def curves_per_run(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], xlabel: str, ylabel: str, title: str = "",
+                   ylim: tuple[float, float] | None = None, logx: bool = False, logy: bool = False):
+    """One thin line per run (seed), one colour per condition: for curves whose x differs between runs (seconds), or
+    where one run's spike should not hide the others (log y)."""
+    figure, axis = plt.subplots(figsize=(7.5, 4))
+    for (label, runs), colour in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
+        for index, (x, y) in enumerate(runs):
+            axis.plot(x, y, color=colour, alpha=0.75, linewidth=1.2,
+                      label=f"{label} (n={len(runs)})" if index == 0 else None)
+    axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if ylim:
+        axis.set_ylim(*ylim)
+    if logx:
+        axis.set_xscale("log")
+    if logy:
+        axis.set_yscale("log")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def dots_by_condition(values: dict[str, list[float]], xlabel: str, title: str, scale: float = 100.0):
+    """One row per condition: a dot per seed and the mean as a bar, so spread and pairing show at a glance."""
+    names = list(values)
+    figure, axis = plt.subplots(figsize=(7.5, 0.5 * len(names) + 1.3))
+    for position, name in enumerate(names):
+        points = scale * np.asarray([v for v in values[name] if v is not None], dtype=float)
+        axis.scatter(points, np.full(len(points), position), s=18, alpha=0.75, color="black")
+        if len(points):
+            axis.plot([points.mean()] * 2, [position - 0.3, position + 0.3], color="tab:red")
+    axis.set_yticks(range(len(names)), names, fontsize=8)
+    axis.invert_yaxis()
+    axis.set(xlabel=xlabel, title=title)
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def grouped_bars(values: dict[str, dict[str, list[float]]], ylabel: str, title: str):
+    """values[condition][category] = one value per seed: a bar per condition and category (the mean), with each
+    seed's value as a dot on it."""
+    conditions = list(values)
+    categories = list(values[conditions[0]])
+    width = 0.8 / len(conditions)
+    figure, axis = plt.subplots(figsize=(max(7.0, 1.1 * len(categories) + 2), 3.8))
+    for offset, condition in enumerate(conditions):
+        positions = np.arange(len(categories)) + (offset - (len(conditions) - 1) / 2) * width
+        means = [np.mean(values[condition][category]) for category in categories]
+        axis.bar(positions, means, width, label=condition, alpha=0.85)
+        for position, category in zip(positions, categories):
+            seeds = values[condition][category]
+            axis.scatter(np.full(len(seeds), position), seeds, s=6, color="black", zorder=3)
+    axis.set_xticks(np.arange(len(categories)), categories, fontsize=8)
+    axis.set(ylabel=ylabel, title=title)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def mean_and_spread(x, series: dict[str, list[list[float]]], xlabel: str, ylabel: str, title: str,
+                    logx: bool = False, xticklabels: list[str] | None = None, scale: float = 100.0):
+    """series[label][i] = the seeds' values at x[i]: the mean as a line with ± one standard deviation, each seed as
+    a small dot."""
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    positions = np.arange(len(x)) if xticklabels else np.asarray(x, dtype=float)
+    for label, columns in series.items():
+        values = [scale * np.asarray(column, dtype=float) for column in columns]
+        line = axis.errorbar(positions, [v.mean() for v in values], yerr=[v.std(ddof=1) if len(v) > 1 else 0
+                                                                          for v in values],
+                             marker="o", capsize=3, label=f"{label} (n={len(values[0])})")
+        for position, v in zip(positions, values):
+            axis.scatter(np.full(len(v), position), v, s=8, alpha=0.5, color=line[0].get_color())
+    if xticklabels:
+        axis.set_xticks(positions, xticklabels)
+    if logx:
+        axis.set_xscale("log")
+    axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def transition_audit(estimates: dict[str, torch.Tensor], truth: torch.Tensor,
+                     band: tuple[torch.Tensor, torch.Tensor] | None = None, band_of: str | None = None):
+    """Estimated transition matrices against the true one. Left: the diagonal, P(folder = digit) per digit (the
+    estimate named `band_of` with its bootstrap band). Right: every off-diagonal entry, estimated against true."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    digits = np.arange(truth.shape[0])
+    left.plot(digits, truth.diag().numpy(), "k*", markersize=10, label="true (audit)")
+    for offset, (label, estimate) in enumerate(estimates.items()):
+        shift = (offset + 1) * 0.15
+        if band is not None and label == band_of:
+            low, high = band[0].diag().numpy(), band[1].diag().numpy()
+            diagonal = estimate.diag().numpy()
+            left.errorbar(digits + shift, diagonal, yerr=[diagonal - low, high - diagonal], fmt="o", capsize=3,
+                          label=f"{label} (95 % bootstrap band)")
+        else:
+            left.plot(digits + shift, estimate.diag().numpy(), "o", label=label)
+    left.set_xticks(digits)
+    left.set(xlabel="digit", ylabel="P(folder = digit)", title="Share of each digit's images in its own folder")
+    left.set_ylim(bottom=0)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    off = ~torch.eye(truth.shape[0], dtype=torch.bool)
+    for label, estimate in estimates.items():
+        right.scatter(truth[off].numpy(), estimate[off].numpy(), s=10, alpha=0.6, label=label)
+    limits = [min(float(truth[off].min()), *(float(e[off].min()) for e in estimates.values())),
+              max(float(truth[off].max()), *(float(e[off].max()) for e in estimates.values()))]
+    right.plot(limits, limits, color="grey", linestyle="--", linewidth=1, label="estimate = truth")
+    right.set(xlabel="true T[digit, folder]", ylabel="estimated T[digit, folder]",
+              title="The other 90 entries: estimated against true")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .files import DataError
 
-PREPROCESSING_VERSION = 3  # bump when the output of any function here changes; it keys the cache
+PREPROCESSING_VERSION = 4  # bump when the output of any function here changes; it keys the cache
 
 # Measured on the MNIST training set with `stroke_width` below: median 2.84 px, 10-90 % 2.2-4.0 px.
 MNIST_STROKE_WIDTH = 2.84
@@ -95,16 +95,31 @@ def centre_of_mass(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return rows, columns
 
 
-def to_mnist_convention(luminance: np.ndarray, name: str = "<image>") -> tuple[torch.Tensor, InkBox]:
-    """A [H, W] luminance image (any polarity) -> a 28x28 MNIST-style image and its ink box."""
+def _disc(radius: float) -> torch.Tensor:
+    size = 2 * math.ceil(radius) + 1
+    offsets = torch.arange(size, dtype=torch.float32) - size // 2
+    return ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2 + 0.25).float()[None, None]
+
+
+def _crop_to_ink(image: torch.Tensor) -> torch.Tensor:
+    rows, columns = _inked_rows_and_columns(image, INK_THRESHOLD / 2)
+    return image[rows[0]: rows[-1] + 1, columns[0]: columns[-1] + 1]
+
+
+def to_mnist_convention(luminance: np.ndarray, name: str = "<image>", thin_thick_strokes: bool = False,
+                        field: int = FIELD, fit: int = FIT) -> tuple[torch.Tensor, InkBox]:
+    """A [H, W] luminance image (any polarity) -> a 28x28 MNIST-style image and its ink box. Thin strokes are always
+    thickened to MNIST's width; with `thin_thick_strokes`, strokes thicker than it are also eroded down to it. A larger
+    `field` and `fit` give the same convention at a finer resolution (centre of mass in the middle, strokes as thick
+    relative to the fit)."""
     ink = ink_from_luminance(luminance)
     box = find_ink_box(ink, name)
     crop = ink[box.top: box.bottom, box.left: box.right]
 
     # 1. Shrink to 4x the final size with max pooling, so no stroke disappears, leaving room for
     #    the thickening below (a crop smaller than that is enlarged smoothly instead).
-    target_width = THICKENED_STROKE_WIDTH * SUPERSAMPLE
-    scale = (FIT * SUPERSAMPLE - target_width) / max(crop.shape)
+    target_width = THICKENED_STROKE_WIDTH * SUPERSAMPLE * (fit / FIT)
+    scale = (fit * SUPERSAMPLE - target_width) / max(crop.shape)
     height, width = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
     if height <= crop.shape[0] and width <= crop.shape[1]:
         large = F.adaptive_max_pool2d(crop[None, None], (height, width))[0, 0]
@@ -112,19 +127,26 @@ def to_mnist_convention(luminance: np.ndarray, name: str = "<image>") -> tuple[t
         large = F.interpolate(crop[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
 
     # 2. Thicken strokes to MNIST's measured width (dilation with a disc), then crop to the ink again.
+    #    With `thin_thick_strokes`, a stroke thicker than that is eroded (a pixel stays ink only if the whole disc
+    #    around it is ink) by the disc whose result measures closest to the target; a disc is discrete, so the
+    #    radius is chosen by measuring rather than computed. An erosion that leaves no ink is never chosen.
     missing = target_width - float(stroke_width(large))
+    binary = (large > INK_THRESHOLD).float()[None, None]
     if missing > 1:
-        radius = missing / 2
-        size = 2 * math.ceil(radius) + 1
-        offsets = torch.arange(size, dtype=torch.float32) - size // 2
-        disc = ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2 + 0.25).float()[None, None]
-        binary = (large > INK_THRESHOLD).float()[None, None]
-        large = (F.conv2d(F.pad(binary, (size // 2,) * 4), disc) > 0).float()[0, 0]
-        rows, columns = _inked_rows_and_columns(large, INK_THRESHOLD / 2)
-        large = large[rows[0]: rows[-1] + 1, columns[0]: columns[-1] + 1]
+        disc = _disc(missing / 2)
+        large = _crop_to_ink((F.conv2d(F.pad(binary, (disc.shape[-1] // 2,) * 4), disc) > 0).float()[0, 0])
+    elif thin_thick_strokes and missing < -1:
+        candidates = []
+        for radius in torch.arange(0.5, -missing / 2 + 1.01, 0.5).tolist():
+            disc = _disc(radius)
+            eroded = (F.conv2d(F.pad(binary, (disc.shape[-1] // 2,) * 4), disc) >= disc.sum() - 0.5).float()[0, 0]
+            if eroded.any():
+                candidates.append((abs(float(stroke_width(eroded)) - target_width), radius, eroded))
+        if candidates:
+            large = _crop_to_ink(min(candidates, key=lambda candidate: candidate[:2])[2])
 
     # 3. Average down to fit 20x20 keeping the aspect ratio (anti-aliased, like MNIST's grey edges).
-    fit_scale = FIT / max(large.shape)
+    fit_scale = fit / max(large.shape)
     height, width = max(1, round(large.shape[0] * fit_scale)), max(1, round(large.shape[1] * fit_scale))
     small = F.interpolate(large[None, None], size=(height, width), mode="bilinear", antialias=True,
                           align_corners=False)[0, 0].clamp(0, 1)
@@ -132,11 +154,12 @@ def to_mnist_convention(luminance: np.ndarray, name: str = "<image>") -> tuple[t
 
     # 4. Place in 28x28 with the centre of mass at MNIST's centre (integer shift, as in MNIST).
     centre_row, centre_column = map(float, centre_of_mass(small))
-    top = min(max(round(MNIST_CENTRE_OF_MASS[0] - centre_row), 0), FIELD - height)
-    left = min(max(round(MNIST_CENTRE_OF_MASS[1] - centre_column), 0), FIELD - width)
-    field = torch.zeros(FIELD, FIELD)
-    field[top: top + height, left: left + width] = small
-    return field, box
+    centre = [coordinate * field / FIELD for coordinate in MNIST_CENTRE_OF_MASS]
+    top = min(max(round(centre[0] - centre_row), 0), field - height)
+    left = min(max(round(centre[1] - centre_column), 0), field - width)
+    canvas = torch.zeros(field, field)
+    canvas[top: top + height, left: left + width] = small
+    return canvas, box
 
 
 def plain_resize(luminance: np.ndarray, size: int = 32) -> torch.Tensor:
@@ -151,52 +174,128 @@ def geometry_reference(geometry: torch.Tensor) -> list[float]:
     return [float(geometry[:, 0].median()), float(geometry[:, 2].median()), float(geometry[:, 3].median())]
 
 
+def writer_references(geometry: torch.Tensor, writers: torch.Tensor,
+                      minimum_images: int = 10) -> dict[int, list[float]]:
+    """`geometry_reference` of each writer (id >= 0) with at least `minimum_images` images in the set: how large and
+    where that writer draws an average character. A network stores its training writers' references, so a later
+    drawing by one of them is measured against the writer's training drawings (no labels are used)."""
+    references = {}
+    for writer in torch.unique(writers).tolist():
+        members = writers == writer
+        if writer >= 0 and int(members.sum()) >= minimum_images:
+            references[int(writer)] = geometry_reference(geometry[members])
+    return references
+
+
 def writer_relative_geometry(geometry: torch.Tensor, writers: torch.Tensor, fallback_reference: list[float],
-                             minimum_images: int = 10) -> torch.Tensor:
-    """Each ink box's size and position relative to its writer's medians over this set (no labels used).
+                             minimum_images: int = 10,
+                             known_references: dict[int, list[float]] | None = None) -> torch.Tensor:
+    """Each ink box's size and position relative to its writer's medians (no labels used).
 
     Writers differ more in overall size than capitals differ from lowercase, so size relative to the
     same writer's median character says much more about case than absolute size; likewise for where
-    a writer tends to draw. Unknown writers (-1) and writers with fewer than `minimum_images` images
-    are measured against `fallback_reference` (`geometry_reference` of the training set).
+    a writer tends to draw. A writer's medians come from `known_references` (the training set's, for a writer the
+    network was trained on), else from the writer's images in this set when there are at least `minimum_images`
+    (transductive), else `fallback_reference` (`geometry_reference` of the training set; also for unknown writers, -1).
     """
+    known_references = known_references or {}
+    own = writer_references(geometry, writers, minimum_images)
     relative = geometry.clone()
     for writer in torch.unique(writers).tolist():
         members = writers == writer
-        enough = writer >= 0 and int(members.sum()) >= minimum_images
-        height, centre_x, centre_y = geometry_reference(geometry[members]) if enough else fallback_reference
+        height, centre_x, centre_y = known_references.get(writer) or own.get(writer) or fallback_reference
         shift = torch.tensor([height, height, centre_x, centre_y], dtype=geometry.dtype, device=geometry.device)
         relative[members] -= shift
     return relative
 
 
-def describe_geometry_reference(writers: torch.Tensor, mode: str, minimum_images: int = 10) -> str:
-    """What the geometry input of an evaluated set was measured against, for reports: the writer-relative
-    input is transductive (it uses the writer's other images in the same set) where a writer has enough images."""
-    if mode != "writer":
+def describe_geometry_reference(writers: torch.Tensor, mode: str, minimum_images: int = 10,
+                                known_writers=()) -> str:
+    """What the geometry input of an evaluated set was measured against, for reports: a writer's training drawings
+    where the network stores them (`known_writers`), else the writer's other images in the same set (transductive)
+    where there are enough, else the training set."""
+    if mode not in ("writer", "writer_case"):
         return "none (no geometry input)" if mode == "none" else "absolute (the ink box as measured)"
     counts = {w: int((writers == w).sum()) for w in torch.unique(writers).tolist()}
-    enough = {w: n for w, n in counts.items() if w >= 0 and n >= minimum_images}
-    fallback = sum(counts.values()) - sum(enough.values())
-    why = f"their writer has fewer than {minimum_images} images here or no writer id"
-    if not enough:
-        return f"training set (fallback for all {fallback} images: {why})"
-    own = (f"writer ({len(enough)} writers, {min(enough.values())}-{max(enough.values())} images each; "
-           "transductive: each image is measured against its writer's other images in this set)")
-    return own if not fallback else f"{own}; training set for {fallback} images (fallback: {why})"
+    known = {w: n for w, n in counts.items() if w in set(known_writers)}
+    own = {w: n for w, n in counts.items() if w not in known and w >= 0 and n >= minimum_images}
+    fallback = sum(counts.values()) - sum(known.values()) - sum(own.values())
+    parts = []
+    if known:
+        parts.append(f"the writer's drawings in the training set ({len(known)} writers, {sum(known.values())} images; "
+                     "inductive)")
+    if own:
+        parts.append(f"the writer's images in this set ({len(own)} writers, {min(own.values())}-{max(own.values())} "
+                     "images each; transductive: each image is measured against its writer's other images here)")
+    if fallback:
+        parts.append(f"the training set ({fallback} images: writer unknown to the network and with fewer than "
+                     f"{minimum_images} images here, or no writer id)")
+    return "; ".join(parts)
 
 
-GEOMETRY_MODES = ("none", "absolute", "writer")
+# A writer's two size levels: characters that reach the cap height (digits, capitals, ascenders) and lowercase
+# letters that stay at the x-height. The descenders (g j p q y) and i sit in neither.
+TALL_CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZbdfhklt"
+SHORT_CHARACTERS = "acemnorsuvwxz"
 
 
-def geometry_inputs(geometry: torch.Tensor, writers: torch.Tensor, mode: str,
-                    fallback_reference: list[float], minimum_images: int = 10) -> torch.Tensor | None:
-    """The side input a network gets, by mode: nothing, the ink box as measured, or its size
-    relative to the writer (see `writer_relative_geometry`)."""
+def writer_case_heights(geometry: torch.Tensor, writers: torch.Tensor, labels: torch.Tensor, classes: str,
+                        minimum_each: int = 3) -> dict[int, list[float]]:
+    """Each writer's median log height of its tall characters and of its short lowercase, from labelled drawings
+    (the training set's): how large this writer draws a capital and a small letter. A capital/lowercase pair that
+    differs only in size is best told apart by which of the two levels a drawing is nearer."""
+    tall = torch.tensor([c in TALL_CHARACTERS for c in classes])[labels.cpu()]
+    short = torch.tensor([c in SHORT_CHARACTERS for c in classes])[labels.cpu()]
+    heights = {}
+    for writer in torch.unique(writers).tolist():
+        members = writers.cpu() == writer
+        if writer >= 0 and int((members & tall).sum()) >= minimum_each and int((members & short).sum()) >= minimum_each:
+            heights[int(writer)] = [float(geometry[members & tall, 0].median()),
+                                    float(geometry[members & short, 0].median())]
+    return heights
+
+
+def case_height_offsets(case_heights: dict[int, list[float]], references: dict[int, list[float]]) -> list[float]:
+    """Across writers, the median of (tall level - median drawing) and (short level - median drawing): a writer
+    whose drawings carry no labels gets its levels as its median drawing plus these."""
+    common = [writer for writer in case_heights if writer in references]
+    if not common:
+        return [0.0, 0.0]
+    return [float(torch.tensor([case_heights[w][level] - references[w][0] for w in common]).median())
+            for level in (0, 1)]
+
+
+def case_relative_heights(geometry: torch.Tensor, writers: torch.Tensor, relative: torch.Tensor,
+                          case_heights: dict[int, list[float]], offsets: list[float]) -> torch.Tensor:
+    """[N, 2]: log height minus the writer's tall level and minus its short level. Writers with labelled levels use
+    them; any other drawing's levels are its writer's median drawing (`geometry - relative` recovers it) plus the
+    population's `offsets`."""
+    median_height = geometry[:, 0] - relative[:, 0]
+    levels = torch.stack([median_height + offsets[0], median_height + offsets[1]], dim=1)
+    for writer, (tall, short) in case_heights.items():
+        members = writers == writer
+        levels[members] = torch.tensor([tall, short], dtype=geometry.dtype, device=geometry.device)
+    return geometry[:, :1] - levels
+
+
+GEOMETRY_MODES = ("none", "absolute", "writer", "writer_case")
+
+
+def geometry_inputs(geometry: torch.Tensor, writers: torch.Tensor, mode: str, fallback_reference: list[float],
+                    minimum_images: int = 10, known_references: dict[int, list[float]] | None = None,
+                    case_heights: dict[int, list[float]] | None = None, case_offsets: list[float] | None = None
+                    ) -> torch.Tensor | None:
+    """The side input a network gets, by mode: nothing, the ink box as measured, its size and place relative to
+    the writer (`writer_relative_geometry`), or that plus its height against the writer's two size levels
+    (`case_relative_heights`; "writer_case": 6 features)."""
     if mode == "none":
         return None
     if mode == "absolute":
         return geometry
-    if mode == "writer":
-        return writer_relative_geometry(geometry, writers, fallback_reference, minimum_images)
+    if mode in ("writer", "writer_case"):
+        relative = writer_relative_geometry(geometry, writers, fallback_reference, minimum_images, known_references)
+        if mode == "writer":
+            return relative
+        return torch.cat([relative, case_relative_heights(geometry, writers, relative, case_heights or {},
+                                                          case_offsets or [0.0, 0.0])], dim=1)
     raise ValueError(f"unknown geometry mode {mode!r}; use one of {GEOMETRY_MODES}")

@@ -1,4 +1,4 @@
-"""How a dataset is divided: validation held out by class, subsets, and writer-grouped folds.
+"""How a dataset is divided: validation held out by class, subsets, writer-grouped and image-stratified folds.
 
 Every split is seeded and stratified, so the same call gives the same indices on every machine and
 small subsets keep the classes in their original proportions.
@@ -47,3 +47,16 @@ def grouped_kfold(groups: torch.Tensor, folds: int, seed: int) -> list[tuple[tor
     validation = [torch.isin(groups, shuffled[fold::folds]) for fold in range(folds)]
     return [(torch.nonzero(~is_validation).flatten(), torch.nonzero(is_validation).flatten())
             for is_validation in validation]
+
+
+def stratified_kfold(labels: torch.Tensor, folds: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """k folds that each hold out 1/k of every class's images, drawn at random: the protocol of a test set split by
+    image (testPart1), where a held-out drawing's writer drew other characters in the training folds."""
+    generator = torch.Generator().manual_seed(seed)
+    assignment = torch.empty(len(labels), dtype=torch.long)
+    for label in torch.unique(labels):
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        assignment[members] = torch.arange(len(members)) % folds
+    return [(torch.nonzero(assignment != fold).flatten(), torch.nonzero(assignment == fold).flatten())
+            for fold in range(folds)]

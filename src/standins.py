@@ -7,8 +7,9 @@ trainPart1's stand-in is NOT handwriting: font glyphs (shipped with matplotlib) 
 PIL, thinned, distorted by `augment.augment_batch` (random affine + elastic field per image), then
 scaled and placed as black ink on white with the sizes and places measured on the real set (one
 size and place per writer; lowercase smaller). Like the real pair, every writer draws every character once and
-each class's drawings are split at random, 40 into trainPart1's stand-in and 15 into testPart1's. mnistTask3's: the MNIST training images as JPEGs in
-its layout, each in its true digit's folder with probability p, else in one of the other nine.
+each class's drawings are split at random, 40 into trainPart1's stand-in and 15 into testPart1's. mnistTask3's:
+the MNIST training images as JPEGs in its layout, each in its true digit's folder with probability p, else in one
+of the other nine.
 """
 import functools
 import io

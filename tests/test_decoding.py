@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from src import analysis
 from src.__main__ import main
 from src.checkpoints import save_checkpoint
 from src.classes import CLASS_CHARACTERS
@@ -62,20 +63,15 @@ def test_refuses_images_without_a_writer():
         writer_consistent_predictions(torch.zeros(2, 3), torch.tensor([-1, 4]))
 
 
-@pytest.fixture
-def character_checkpoint(tmp_path):
-    model = build_model(ModelConfig(62, geometry_features=4, widths=(8, 16, 16)), seed=0).eval()
-    return save_checkpoint(tmp_path / "task1.pt", model, {"task": "task1", "classes": CLASS_CHARACTERS,
-                                                           "preprocessing": "mnist", "geometry": "writer"})
-
-
 def test_evaluate_decode_writer_reports_both_accuracies_and_the_writer_count(tmp_path, character_checkpoint, capsys):
     test_set = write_zip(tmp_path / "later.zip", trainpart1_entries(writers=range(41, 44)))
     code = main(["evaluate", "--checkpoint", str(character_checkpoint), "--data", str(test_set),
                  "--decode", "writer", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["decoding"] == "writer" and report["writers"] == 3 and report["n"] == 186
-    assert 0.0 <= report["accuracy"] <= 1.0 and 0.0 <= report["accuracy_writer_decoded"] <= 1.0
+    per_image = main(["evaluate", "--checkpoint", str(character_checkpoint), "--data", str(test_set), "--json"])
+    assert per_image == 0 and json.loads(capsys.readouterr().out)["accuracy"] == report["accuracy"]
+    assert isinstance(report["accuracy_writer_decoded"], float)
 
 
 def test_evaluate_decode_writer_refuses_a_set_that_breaks_the_assumption(tmp_path, character_checkpoint, capsys):
@@ -96,16 +92,17 @@ def test_cross_validation_reports_writer_decoding_beside_per_image_accuracy(tmp_
     recipe = replace(recipe, test_time_views=0, training=replace(recipe.training, epochs=1))
     cv = task1.cross_validate(recipe, characters, folds_run=2, progress=False)
     assert cv["accuracy_writer_decoded"]["n"] == 2
-    for fold in cv["folds"]:  # one writer per fold here: its 62 images decode to 62 distinct classes
-        logits = cv["out_of_fold_logits"][torch.isin(characters.writers, torch.tensor(fold["validation_writers"]))]
-        assert len(set(writer_consistent_predictions(logits, torch.zeros(len(logits), dtype=torch.long)).tolist())) == 62
-        assert 0.0 <= fold["accuracy_writer_decoded"] <= 1.0
+    for fold in cv["folds"]:  # what each fold reports is the decoding of its own out-of-fold logits
+        index = torch.isin(characters.writers, torch.tensor(fold["validation_writers"]))
+        writers, labels = characters.writers[index], characters.labels[index]
+        decoded = writer_consistent_predictions(cv["out_of_fold_logits"][index], writers, labels, CLASS_CHARACTERS)
+        assert fold["accuracy_writer_decoded"] == analysis.accuracy(decoded, labels)
 
 
 @pytest.mark.parametrize("writers, dropped, expected", [
-    (range(41, 44), None, "writer (3 writers, 62-62 images each; transductive"),
-    (range(41, 43), "Sample011", "writer (2 writers, 61-61 images each; transductive"),  # a class missing
-    (range(41, 46), "one each", "training set (fallback for all 5 images: their writer has fewer than 10 images"),
+    (range(41, 44), None, "the writer's images in this set (3 writers, 62-62 images each; transductive"),
+    (range(41, 43), "Sample011", "the writer's images in this set (2 writers, 61-61 images each"),  # a class missing
+    (range(41, 46), "one each", "the training set (5 images: writer unknown to the network"),
 ])
 def test_evaluate_says_what_the_geometry_was_measured_against(tmp_path, character_checkpoint, capsys, writers,
                                                                dropped, expected):
@@ -120,11 +117,28 @@ def test_evaluate_says_what_the_geometry_was_measured_against(tmp_path, characte
     assert code == 0 and report["geometry_reference"].startswith(expected)
 
 
-def test_a_set_mixing_enough_and_too_few_images_per_writer_names_both_references():
-    writers = torch.tensor([1] * 12 + [2] * 3 + [-1] * 2)
-    text = describe_geometry_reference(writers, "writer", minimum_images=10)
-    assert text.startswith("writer (1 writers, 12-12 images each") and "training set for 5 images" in text
+def test_a_set_mixing_known_writers_enough_and_too_few_images_names_every_reference():
+    writers = torch.tensor([1] * 12 + [2] * 3 + [-1] * 2 + [4] * 5)
+    text = describe_geometry_reference(writers, "writer", minimum_images=10, known_writers=[4])
+    assert text.startswith("the writer's drawings in the training set (1 writers, 5 images; inductive)")
+    assert "this set (1 writers, 12-12 images each" in text and "the training set (5 images" in text
     assert describe_geometry_reference(writers, "absolute") == "absolute (the ink box as measured)"
+
+
+def test_evaluate_measures_a_known_writer_against_the_references_stored_in_the_checkpoint(tmp_path, capsys):
+    model = build_model(ModelConfig(62, geometry_features=4, widths=(8, 16, 16)), seed=0).eval()
+    test_set = write_zip(tmp_path / "later.zip", trainpart1_entries(writers=[3, 4]))
+    reports = []
+    for known in ({}, {3: [0.5, 0.1, 0.1], 4: [-3.0, -0.2, 0.2]}):
+        checkpoint = save_checkpoint(tmp_path / f"known{len(known)}.pt", model, {
+            "task": "task1", "classes": CLASS_CHARACTERS, "preprocessing": "mnist", "geometry": "writer",
+            "geometry_reference": [-1.5, 0.0, 0.0], "writer_references": known})
+        assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(test_set), "--json"]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    own, stored = reports
+    assert own["geometry_reference"].startswith("the writer's images in this set (2 writers")
+    assert stored["geometry_reference"].startswith("the writer's drawings in the training set (2 writers, 124 images")
+    assert own["expected_calibration_error"] != stored["expected_calibration_error"]  # other inputs, other outputs
 
 
 def test_evaluate_divides_the_logits_by_the_stored_temperature(tmp_path, capsys):

@@ -44,6 +44,16 @@ def test_strokes_are_thickened_to_mnist_width_whatever_the_pen():
         assert abs(float(stroke_width(image)) - MNIST_STROKE_WIDTH) < 0.8, pen
 
 
+def test_thick_strokes_are_thinned_to_mnist_width_only_when_asked():
+    thick = drawing(width=80)  # a tablet pen on a small drawing: ~4 px after the 20x20 fit
+    as_drawn, _ = to_mnist_convention(thick)
+    thinned, _ = to_mnist_convention(thick, thin_thick_strokes=True)
+    assert float(stroke_width(as_drawn)) > MNIST_STROKE_WIDTH + 1.0  # thickening never thins
+    assert abs(float(stroke_width(thinned)) - MNIST_STROKE_WIDTH) < 0.8
+    assert torch.equal(to_mnist_convention(drawing(width=3), thin_thick_strokes=True)[0],
+                       to_mnist_convention(drawing(width=3))[0])  # a thin pen is thickened alike either way
+
+
 def test_polarity_does_not_matter():
     black_on_white, _ = to_mnist_convention(drawing())
     white_on_black, _ = to_mnist_convention(1.0 - drawing())
@@ -119,3 +129,41 @@ def test_writer_relative_geometry_removes_each_writers_size_and_place_and_falls_
     assert relative[24, 2] == pytest.approx(0.3 - 0.05)
     assert geometry_inputs(geometry, writers, "none", [0.0] * 3) is None
     assert torch.equal(geometry_inputs(geometry, writers, "absolute", [0.0] * 3), geometry)
+
+
+def test_a_known_writer_is_measured_against_its_training_drawings_not_the_evaluated_ones():
+    from src.preprocess import writer_references, writer_relative_geometry
+    training_writers = torch.tensor([5] * 10 + [6] * 10)
+    training = torch.stack([torch.cat([torch.full((10,), -1.0), torch.full((10,), -2.0)]), torch.zeros(20),
+                            torch.zeros(20), torch.zeros(20)], dim=1)
+    known = writer_references(training, training_writers, minimum_images=10)
+    assert known == {5: [-1.0, 0.0, 0.0], 6: [-2.0, 0.0, 0.0]}
+    # Three later drawings by writer 5, all small: against its training median they stay small (its own median
+    # over these three would call the smallest of them average). Writer 7 is new and has too few: fallback.
+    later = torch.tensor([[-1.5, 0.0, 0.0, 0.0], [-1.6, 0.0, 0.0, 0.0], [-1.4, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0]])
+    writers = torch.tensor([5, 5, 5, 7])
+    relative = writer_relative_geometry(later, writers, [-1.2, 0.0, 0.0], minimum_images=3, known_references=known)
+    assert relative[:3, 0].tolist() == pytest.approx([-0.5, -0.6, -0.4])
+    assert relative[3, 0] == pytest.approx(0.2)
+    own = writer_relative_geometry(later, writers, [-1.2, 0.0, 0.0], minimum_images=3)
+    assert own[:3, 0].tolist() == pytest.approx([0.0, -0.1, 0.1])
+
+
+def test_a_drawing_is_measured_against_its_writers_tall_and_short_levels_or_the_population_offsets():
+    from src.preprocess import case_height_offsets, case_relative_heights, writer_case_heights, writer_references
+    classes = "AOaoi"  # tall, tall, short, short, neither
+    labels = torch.tensor([0, 1, 0, 2, 3, 2, 4] * 3)
+    writers = torch.tensor([1] * 7 + [2] * 7 + [3] * 7)
+    one = [-1.0] * 3 + [-1.6] * 3 + [-1.3]
+    log_height = torch.tensor(one + [-0.5] * 3 + [-0.8] * 3 + [-0.65] + one)  # writer 2 draws larger, levels closer
+    geometry = torch.stack([log_height, log_height, torch.zeros(21), torch.zeros(21)], dim=1)
+    levels = writer_case_heights(geometry, writers, labels, classes, minimum_each=3)
+    assert levels.keys() == {1, 2, 3} and levels[1] == pytest.approx([-1.0, -1.6]) and levels[2] == pytest.approx([-0.5, -0.8])
+    medians = writer_references(geometry, writers, minimum_images=3)
+    offsets = case_height_offsets(levels, medians)  # writers 1 and 3: +0.3/-0.3 around the median; writer 2: +-0.15
+    assert offsets == pytest.approx([0.3, -0.3])
+    relative = geometry - torch.tensor([[medians[w][0], medians[w][0], 0.0, 0.0] for w in writers.tolist()])
+    heights = case_relative_heights(geometry, writers, relative, levels, offsets)
+    assert heights[0].tolist() == pytest.approx([0.0, 0.6]) and heights[7].tolist() == pytest.approx([0.0, 0.3])
+    unlabelled = case_relative_heights(geometry, writers, relative, {}, offsets)  # levels: median + offsets
+    assert unlabelled[7].tolist() == pytest.approx([-0.5 - (-0.65 + 0.3), -0.5 - (-0.65 - 0.3)])
