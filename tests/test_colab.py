@@ -196,14 +196,14 @@ def test_on_colab_the_checkpoints_are_zipped_and_downloaded(tmp_path, monkeypatc
         monkeypatch.delitem(sys.modules, module)
     import google.colab.files as colab_files
     folder = tmp_path / "checkpoints"
-    for name in ("task3_scratch.pt", "task3_pretrained.pt"):
+    for name in ("task3_scratch.pt", "task3_task1.pt"):
         save_checkpoint(folder / name, build_model(ModelConfig(num_classes=10), seed=0),
                         {"task": "task3", "data": "REAL", "metrics": {"mnist_test_accuracy": 0.99}, "device": "cpu"})
     rows = print_and_offer(sorted(folder.glob("*.pt")))
     assert [row["data"] for row in rows] == ["real", "real"] and "99.00 %" in rows[0]["metrics"]
     assert len(colab_files.downloaded) == 1
     import zipfile
-    assert sorted(zipfile.ZipFile(colab_files.downloaded[0]).namelist()) == ["task3_pretrained.pt", "task3_scratch.pt"]
+    assert sorted(zipfile.ZipFile(colab_files.downloaded[0]).namelist()) == ["task3_scratch.pt", "task3_task1.pt"]
 
 
 # ----------------------------------------------------------------------------- no machine paths
@@ -218,12 +218,6 @@ def published_texts():
         yield f"results/{path.name}", path.read_text()
     for path in sorted((PROJECT_ROOT / "checkpoints").glob("*.pt")):
         yield f"checkpoints/{path.name}", json.dumps(read_checkpoint(path)["metadata"], default=str)
-
-
-def test_the_path_scan_finds_machine_paths():
-    assert ABSOLUTE_PATH.search('"data": "trainPart1 from /work/shared/data/trainPart1.zip"')
-    assert ABSOLUTE_PATH.search("saved /tmp/tmpab12/task1_fold1.pt")
-    assert not ABSOLUTE_PATH.search("see https://colab.research.google.com/github/x/y and data/MNIST/raw")
 
 
 def test_nothing_we_publish_holds_an_absolute_path():

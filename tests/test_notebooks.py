@@ -8,6 +8,7 @@ import os
 import nbformat
 import pytest
 
+from src import analysis
 from src.runs import load_results
 from tools.run_notebook import PROJECT_ROOT, execute_notebook
 
@@ -28,8 +29,10 @@ def test_notebook_runs_with_the_quick_budget(name, tmp_path, monkeypatch):
     if os.environ.get("PLAYMNIST_MNISTTASK3") and name == "task3.ipynb":
         # Even the quick budget learns MNIST from the archive's folders alone: the complementary loss,
         # started from the Task 1 network (chance is 10 %; the naive reading of the folders scores ~0-10 %).
-        # Issue 13 asks >= 95 %; seeds 0-3 of this run score 97.35-98.10 %
-        # (results/explore/task3_quick_complementary.json).
+        # Seeds 0-3 of this run score 97.35-98.10 %
+        # (explorations/results/task3_quick_complementary.json).
         assert "mnistTask3: REAL data" in printed
         results = load_results("task3", "quick")
-        assert results["summary"]["complementary/pretrained"]["mnist_test_accuracy"]["mean"] >= 0.95
+        complementary = analysis.over_runs(analysis.runs_of(results), "mnist_test_accuracy", method="complementary",
+                                           start="task1")
+        assert complementary["mean"] >= 0.95

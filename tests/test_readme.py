@@ -12,6 +12,12 @@ def test_results_table_is_what_the_committed_results_produce(monkeypatch):
     assert updated_readme(text) == text, "README is stale: run `python -m tools.readme_tables`"
 
 
+def test_explorations_table_is_what_their_run_records_give():
+    from tools.readme_tables import EXPLORATIONS_README, updated_explorations_readme
+    text = EXPLORATIONS_README.read_text()
+    assert updated_explorations_readme(text) == text, "explorations/README.md is stale: run `python -m tools.readme_tables`"
+
+
 def test_quick_start_has_two_commands_and_ci_runs_the_test_command():
     text = (PROJECT_ROOT / "README.md").read_text()
     quick_start = text.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
