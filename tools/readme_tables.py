@@ -44,7 +44,35 @@ def results_table() -> str:
                          f"{row['machine']} |")
     if len(lines) == 2:
         lines.append("| – | no full-budget results yet | | `make reproduce` | |")
-    return "\n".join(lines)
+    return "\n".join(lines + [f"\n{note}" for note in changed_inputs()])
+
+
+def changed_inputs() -> list[str]:
+    """A sentence per task whose results started from inputs that have changed since: the Task 1 network (task1.pt)
+    or trainPart1 (Task 2's digits). Such rows still describe their own run, but not one run with Task 1's."""
+    import re
+
+    from src.files import sha256_of_source
+    task1 = load_results("task1", "full") or {}
+    network = checkpoint_dir("full") / "task1.pt"
+    current = {"task1.pt": sha256_of_source(network)[:12] if network.is_file() else None,
+               "trainPart1": (task1.get("data_sha256") or "")[:12] or None}
+    notes = []
+    for name in ("task2", "task3"):
+        results = load_results(name, "full")
+        if not results:
+            continue
+        used = {"task1.pt": (results.get("task1_start") or {}).get("sha256")}
+        for described in results.get("data", []):
+            match = re.match(r"trainPart1: .*sha256 ([0-9a-f]{12})", described)
+            if match:
+                used["trainPart1"] = match.group(1)
+        changed = [f"{what} (then sha256 {used[what]}, now sha256 {current[what]})" for what in used
+                   if used[what] and current[what] and used[what] != current[what]]
+        if changed:
+            notes.append(f"The {name.replace('task', 'Task ')} rows come from a run whose inputs have changed since: "
+                         f"{'; '.join(changed)}. `make reproduce` re-runs it.")
+    return notes
 
 
 def runtimes_table(notebook: str | None = None) -> str:

@@ -5,7 +5,7 @@ repository root as working directory and writes the executed notebook in place (
 What `jupyter nbconvert --execute --inplace` would not do, and this does: the budget comes from
 PLAYMNIST_BUDGET, progress bars are switched off (PLAYMNIST_PROGRESS=0) so committed outputs stay
 small, and the wall time is recorded per machine in `results/runtimes.json`, from which
-`python -m tools.readme_tables` writes the run-time tables of README and of each notebook's first cell.
+`python -m tools.readme_tables` writes README's run-time table.
 A cell error stops the run and is raised, with the cell's traceback.
 """
 from __future__ import annotations
