@@ -10,7 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${1:-../shared/data}
 mkdir -p .whl .devicedata
-for package in nbclient nbformat jupyter_client jupyter_core ipykernel ipython decorator jedi parso pexpect \
+# jedi, parso and debugpy (10 MB of wheels) are left out: IPython and ipykernel run without them (completion and the
+# debugger only), and a call carries at most 64 MiB: the tree (~11 MB), these wheels (~5 MB) and .devicedata (~47 MB).
+for package in nbclient nbformat jupyter_client jupyter_core ipykernel ipython decorator pexpect \
                ptyprocess prompt_toolkit wcwidth stack_data asttokens executing pure_eval matplotlib-inline traitlets \
                ipython_pygments_lexers comm debugpy nest_asyncio pyzmq tornado platformdirs fastjsonschema jsonschema \
                jsonschema-specifications referencing rpds-py; do
