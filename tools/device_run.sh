@@ -104,10 +104,13 @@ run_notebook() {  # name: run it in its own copy of the tree, then pack what it 
 
 rm -f "$out/task1.pt"
 case " $notebooks " in *" task1 "*) run_notebook task1 || { say "task1 failed: Tasks 2 and 3 would start from another network"; touch "$out/finished"; exit 1; } ;; esac
+pids=()
 for name in task2 task3; do
-    case " $notebooks " in *" $name "*) run_notebook $name & ;; esac
+    case " $notebooks " in *" $name "*) run_notebook $name & pids+=($!) ;; esac
 done
-wait
+# Wait for these jobs by id: a bare `wait` also waits for the `tee` of the log (a process substitution), which never
+# ends while this script's output is open, so the script would hang before writing `finished`.
+for pid in "${pids[@]}"; do wait "$pid"; done
 say "finished"
 touch "$out/finished"
 sleep 1  # let tee flush the log
