@@ -156,21 +156,28 @@ def _build_chars74k_standins(train_target: Path | None = None, test_target: Path
                                      test_target or data_dir() / "testPart1-standin.zip", seed=0)
 
 
-def find_trainpart1(path: str | Path | None = None, allow_download: bool = True,
-                    allow_standin: bool | None = None) -> tuple[Path, str, str]:
-    return find_dataset("trainPart1", path, TRAINPART1_URL, parse_trainpart1_layout,
-                        lambda target: _build_chars74k_standins(train_target=target),
-                        "synthetic stand-in", allow_download, allow_standin,
-                        rebuild=partial(rebuild_from_englishhnd, "trainPart1"))
+# The two character sets of Task 1 share a layout, a stand-in builder and a rebuild route; only trainPart1 has an
+# online route of its own. {name: (its URL or None, the stand-in builder's keyword for it)}
+CHARACTER_SETS = {"trainPart1": (TRAINPART1_URL, "train_target"), "testPart1": (None, "test_target")}
 
 
-def find_testpart1(path: str | Path | None = None, allow_download: bool = True,
-                   allow_standin: bool | None = None) -> tuple[Path, str, str]:
-    """testPart1.zip, the test set the assignment released later (`test/SampleNNN/imgNNN-MMM.png`)."""
-    return find_dataset("testPart1", path, None, parse_trainpart1_layout,
-                        lambda target: _build_chars74k_standins(test_target=target),
+def find_character_set(name: str, path: str | Path | None = None, allow_download: bool = True,
+                       allow_standin: bool | None = None) -> tuple[Path, str, str]:
+    """trainPart1.zip or testPart1.zip (the test set the assignment released later, `test/SampleNNN/imgNNN-MMM.png`),
+    found in `find_dataset`'s order of routes."""
+    url, standin_keyword = CHARACTER_SETS[name]
+    return find_dataset(name, path, url, parse_trainpart1_layout,
+                        lambda target: _build_chars74k_standins(**{standin_keyword: target}),
                         "synthetic stand-in", allow_download, allow_standin,
-                        rebuild=partial(rebuild_from_englishhnd, "testPart1"))
+                        rebuild=partial(rebuild_from_englishhnd, name))
+
+
+def find_trainpart1(path: str | Path | None = None, allow_download: bool = True, allow_standin: bool | None = None):
+    return find_character_set("trainPart1", path, allow_download, allow_standin)
+
+
+def find_testpart1(path: str | Path | None = None, allow_download: bool = True, allow_standin: bool | None = None):
+    return find_character_set("testPart1", path, allow_download, allow_standin)
 
 
 def load_trainpart1(path: str | Path | None = None, *, preprocessing: str = "mnist", skip_bad: bool = False,
