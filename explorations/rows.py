@@ -63,18 +63,23 @@ RECIPE_CHOICE_QUESTIONS = {  # method in task1_recipe_choice -> the question it 
     "100 epochs": "What if training runs 100 epochs instead of 60?",
 }
 PROTOCOL_NAMES = {"images": "seen writers", "writers": "new writers"}
+REPLICATION = ("python -m explorations.task1_recipe_choice --fold-seed 1 --seed 100 --candidates \"strokes thinned to "
+               "MNIST's width\" --json explorations/results/task1_recipe_choice_fold_seed1.json")
 
 
-def recipe_choice_question(method: str, protocol: str) -> Question:
+def recipe_choice_question(method: str, protocol: str, file: str = "task1_recipe_choice", command: str = RECIPE_CHOICE,
+                           note: str = "") -> Question:
     """A candidate of Task 1's recipe choice against the recipe's networks of the same run, under one protocol."""
-    return Question("task1", f"{RECIPE_CHOICE_QUESTIONS[method]} ({PROTOCOL_NAMES[protocol]})",
-                    ("task1_recipe_choice",), {"method": method, "protocol": protocol},
+    return Question("task1", f"{RECIPE_CHOICE_QUESTIONS[method]} ({PROTOCOL_NAMES[protocol]}{note})",
+                    (file,), {"method": method, "protocol": protocol},
                     {"method": "recipe", "protocol": protocol},
-                    {"accuracy": "per image", "accuracy_case_merged": "case-merged"}, "fold", RECIPE_CHOICE)
+                    {"accuracy": "per image", "accuracy_case_merged": "case-merged"}, "fold", command)
 
 
 QUESTIONS = [
     *[recipe_choice_question(method, protocol) for protocol in PROTOCOL_NAMES for method in RECIPE_CHOICE_QUESTIONS],
+    *[recipe_choice_question("strokes thinned to MNIST's width", protocol, "task1_recipe_choice_fold_seed1", REPLICATION,
+                             "; replicated: folds dealt afresh, other seeds") for protocol in PROTOCOL_NAMES],
     *[task1_question(f"Is an ensemble of {size} networks better than one (probabilities averaged; {size}x the "
                      "training)?", "task1_ensemble", f"ensemble of {size}", "ensemble of 1",
                      "python -m explorations.task1_ensemble --members 3 --out explorations/results/task1_ensemble.json")

@@ -63,7 +63,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True)
     arguments = parser.parse_args(argv)
     recipe = replace(RECIPE, training=replace(RECIPE.training, epochs=arguments.epochs))
-    characters = load_trainpart1()
+    characters = load_trainpart1(preprocessing=recipe.preprocessing)
     orders = {RECIPE_ORDER: torch.randperm(len(characters), generator=torch.Generator().manual_seed(0)),
               GROUPED_ORDER: case_grouped_order(characters.labels, characters.writers, torch.Generator().manual_seed(0))}
     report = {"epochs": arguments.epochs, "data": characters.source.describe(), "device": device_name(),

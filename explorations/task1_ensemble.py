@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     parser.add_argument("--folds", type=int, default=FOLDS, help="folds run (of the recipe's 5)")
     parser.add_argument("--out", required=True)
     arguments = parser.parse_args(argv)
-    characters = load_trainpart1()
+    characters = load_trainpart1(preprocessing=RECIPE.preprocessing)
     folds = [validation for _, validation in folds_of(characters, "writers")[:arguments.folds]]
     report = {"members": arguments.members, "epochs": arguments.epochs, "data": characters.source.describe(),
               "device": device_name(), "runs": []}

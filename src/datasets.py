@@ -40,6 +40,7 @@ class CharacterImages:
     writers: torch.Tensor       # [N] int64
     files: list[str]
     source: DataSource
+    preprocessing: str = "mnist"  # which of PREPROCESSINGS made `images`
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -51,7 +52,8 @@ class CharacterImages:
     def subset(self, index) -> "CharacterImages":
         index = torch.as_tensor(index, dtype=torch.long)
         return CharacterImages(self.images[index], self.labels[index], self.geometry[index], self.ink_boxes[index],
-                               self.writers[index], [self.files[i] for i in index.tolist()], self.source)
+                               self.writers[index], [self.files[i] for i in index.tolist()], self.source,
+                               self.preprocessing)
 
 
 @lru_cache(maxsize=4)
@@ -147,7 +149,7 @@ def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: boo
     found = record(name, kind, source, route, source_hash, len(content["files"]), skipped=content["skipped"],
                    note=f"classes absent from this set: {''.join(missing)}" if missing else "")
     return CharacterImages(content[f"images_{preprocessing}"], content["labels"], content["geometry"],
-                           content["ink_boxes"], content["writers"], list(content["files"]), found)
+                           content["ink_boxes"], content["writers"], list(content["files"]), found, preprocessing)
 
 
 def _build_chars74k_standins(train_target: Path | None = None, test_target: Path | None = None) -> None:

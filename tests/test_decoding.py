@@ -87,9 +87,10 @@ def test_cross_validation_reports_writer_decoding_beside_per_image_accuracy(tmp_
     from dataclasses import replace
 
     from src import datasets, task1
-    characters = datasets.read_trainpart1(write_zip(tmp_path / "five.zip", trainpart1_entries(writers=range(1, 6))))
     recipe = task1.recipe_for("quick")
     recipe = replace(recipe, test_time_views=0, training=replace(recipe.training, epochs=1))
+    characters = datasets.read_trainpart1(write_zip(tmp_path / "five.zip", trainpart1_entries(writers=range(1, 6))),
+                                          preprocessing=recipe.preprocessing)
     cv = task1.cross_validate(recipe, characters, folds_run=2, progress=False)
     assert cv["accuracy_writer_decoded"]["n"] == 2
     for fold in cv["folds"]:  # what each fold reports is the decoding of its own out-of-fold logits

@@ -1,5 +1,6 @@
 """The README states only what the committed results say, and CI runs the README's test command."""
 import re
+from pathlib import Path
 
 from tools.readme_tables import updated_readme
 from src.runs import PROJECT_ROOT
@@ -42,3 +43,49 @@ def test_every_test_the_robustness_table_names_exists():
             pattern = re.compile(name.replace("*", ".*") + "$")
             assert any(pattern.match(d) for d in defined), f"README names {file}::{name}, which does not exist"
 
+
+
+def test_results_and_checkpoints_of_a_run_from_an_older_task1_network_are_marked_stale(tmp_path, monkeypatch):
+    """Task 2 started from a task1.pt that has since been replaced: its rows and its checkpoints say so; Task 3, which
+    started from today's task1.pt, is not marked."""
+    import json
+
+    import src.checkpoints
+    from src.files import sha256_of_source
+    from tools import readme_tables
+    checkpoints, results = tmp_path / "checkpoints", tmp_path / "results"
+    checkpoints.mkdir()
+    results.mkdir()
+    (checkpoints / "task1.pt").write_bytes(b"today's Task 1 network")
+    today = sha256_of_source(checkpoints / "task1.pt")[:12]
+    (results / "task1.json").write_text(json.dumps({"data_sha256": "a2b546b471dc" + "0" * 52}))
+    for task, started_from in (("task2", "1b414c47b7ce"), ("task3", today)):
+        (results / f"{task}.json").write_text(json.dumps({"task1_start": {"sha256": started_from}, "data": [
+            "trainPart1: REAL data from trainPart1.zip (2480 files, sha256 a2b546b471dc)"]}))
+
+    notes = readme_tables.changed_inputs()
+    assert list(notes) == ["task2"]
+    assert f"then sha256 1b414c47b7ce, now sha256 {today}" in notes["task2"]
+
+    def described(paths):
+        return [{"file": f"checkpoints/{Path(path).name}", "what": "a network", "metrics": "", "data": "real",
+                 "device": "cpu", "precision": "float32", "size": "0.7 MB"}
+                for path in paths if Path(path).name in ("task2_mnist_scratch.pt", "task3_task1.pt")]
+    monkeypatch.setattr(src.checkpoints, "describe_checkpoints", described)
+    table = readme_tables.checkpoints_table()
+    row = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| `")}
+    assert "Stale" in row["`checkpoints/task2_mnist_scratch.pt`"]
+    assert "Stale" not in row["`checkpoints/task3_task1.pt`"]
+    assert notes["task2"] in table
+
+
+def test_task1_rows_from_an_earlier_recipe_say_what_changed():
+    from dataclasses import replace
+
+    from src.task1 import recipe_for
+    from tools.readme_tables import changed_recipe
+    today = recipe_for("full")
+    assert changed_recipe(today.to_dict()) == []
+    earlier = replace(today, preprocessing="resize32", training=replace(today.training, epochs=40))
+    assert changed_recipe(earlier.to_dict()) == [f"preprocessing 'resize32' -> {today.preprocessing!r}",
+                                                 f"training.epochs 40 -> {today.training.epochs}"]

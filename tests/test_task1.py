@@ -35,7 +35,7 @@ def test_stroke_width_jitter_thickens_and_thins_and_leaves_share_zero_alone():
 @pytest.fixture
 def eleven_writers(tmp_path):
     return read_trainpart1(write_zip(tmp_path / "train.zip", trainpart1_entries(classes="0123AaBbOo", writers=range(1, 12))),
-                           require_all_classes=False)
+                           require_all_classes=False, preprocessing=task1.RECIPE.preprocessing)
 
 
 TINY = replace(task1.RECIPE, model=ModelConfig(62, geometry_features=4, widths=(4, 8, 8)),
@@ -49,6 +49,20 @@ def test_the_images_protocol_sees_each_validation_writer_in_training_and_the_wri
             train_writers = set(eleven_writers.writers[train_index].tolist())
             assert all((writer in train_writers) == seen for writer in fold["validation_writers"])
         assert cv["scored"].sum() == sum(f["validation_images"] for f in cv["folds"])
+
+
+def test_a_replication_deals_other_folds_that_keep_the_protocol(eleven_writers):
+    """Another fold seed holds out other drawings (or writers), each still exactly once, and the writers protocol
+    still keeps a writer's drawings together."""
+    for protocol in ("images", "writers"):
+        first, replication = (task1.folds_of(eleven_writers, protocol, fold_seed) for fold_seed in (0, 1))
+        assert [v.tolist() for _, v in first] != [v.tolist() for _, v in replication]
+        held_out = torch.cat([validation for _, validation in replication])
+        assert sorted(held_out.tolist()) == list(range(len(eleven_writers)))
+        if protocol == "writers":
+            for train_index, validation_index in replication:
+                assert not set(eleven_writers.writers[train_index].tolist()) & set(
+                    eleven_writers.writers[validation_index].tolist())
 
 
 def test_prediction_variants_are_scored_on_the_same_networks(eleven_writers):
@@ -149,3 +163,25 @@ def test_the_test_set_is_judged_once_by_the_evaluate_command_path_and_saved(tmp_
     assert report["n"] == 124 and report["writers"] == 2 and len(report["public_solutions"]) == 2
     assert load_results("task1_test", "full")["accuracy"] == report["accuracy"]
     assert [row["what"][:9] for row in task1.testpart1_headline_rows(report)] == ["testPart1", "testPart1"]
+
+
+def test_the_recipe_and_each_ablation_train_on_the_images_their_own_preprocessing_makes(tmp_path, monkeypatch):
+    """The recipe thins the strokes and its ablation keeps them as drawn: each cross-validation, and the final network,
+    gets trainPart1 in its own preprocessing, and the checkpoint says which one `evaluate` must apply."""
+    from src.checkpoints import read_checkpoint
+    from src.runs import checkpoint_dir
+    five_writers = write_zip(tmp_path / "five_writers.zip", trainpart1_entries(writers=range(1, 6)))
+    requested = []
+
+    def load(preprocessing="mnist", **_):
+        requested.append(preprocessing)
+        return read_trainpart1(five_writers, preprocessing=preprocessing)
+    monkeypatch.setattr(task1, "load_trainpart1", load)
+    monkeypatch.setitem(task1.BUDGETS, "quick", {**task1.BUDGETS["quick"], "epochs": 1, "folds_run": 1,
+                                                 "ablation_folds_run": 1, "ablations": ["strokes as drawn (not thinned)"]})
+    results = task1.run_experiment("quick", progress=False)
+    assert task1.RECIPE.preprocessing == "mnist_thinned" == results["recipe"]["preprocessing"]
+    assert set(requested) == {"mnist_thinned", "mnist"}
+    assert read_checkpoint(checkpoint_dir("quick") / "task1.pt")["metadata"]["preprocessing"] == "mnist_thinned"
+    with pytest.raises(ValueError, match="mnist_thinned.*'mnist'"):
+        task1.cross_validate(task1.RECIPE, read_trainpart1(five_writers), folds_run=1, progress=False)
