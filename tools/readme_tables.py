@@ -44,12 +44,13 @@ def results_table() -> str:
                          f"{row['machine']} |")
     if len(lines) == 2:
         lines.append("| – | no full-budget results yet | | `make reproduce` | |")
-    return "\n".join(lines + [f"\n{note}" for note in changed_inputs()])
+    return "\n".join(lines + [f"\n{note}" for note in changed_inputs().values()])
 
 
-def changed_inputs() -> list[str]:
+def changed_inputs() -> dict[str, str]:
     """A sentence per task whose results started from inputs that have changed since: the Task 1 network (task1.pt)
-    or trainPart1 (Task 2's digits). Such rows still describe their own run, but not one run with Task 1's."""
+    or trainPart1 (Task 2's digits). Such rows, and the checkpoints the same run saved, still describe their own run,
+    but not one run with Task 1's."""
     import re
 
     from src.files import sha256_of_source
@@ -57,7 +58,11 @@ def changed_inputs() -> list[str]:
     network = checkpoint_dir("full") / "task1.pt"
     current = {"task1.pt": sha256_of_source(network)[:12] if network.is_file() else None,
                "trainPart1": (task1.get("data_sha256") or "")[:12] or None}
-    notes = []
+    notes = {}
+    recipe_changes = changed_recipe(task1.get("recipe"))
+    if recipe_changes:
+        notes["task1"] = (f"The Task 1 rows come from a run of an earlier recipe (changed since: "
+                          f"{'; '.join(recipe_changes)}). `make reproduce` re-runs it.")
     for name in ("task2", "task3"):
         results = load_results(name, "full")
         if not results:
@@ -70,9 +75,25 @@ def changed_inputs() -> list[str]:
         changed = [f"{what} (then sha256 {used[what]}, now sha256 {current[what]})" for what in used
                    if used[what] and current[what] and used[what] != current[what]]
         if changed:
-            notes.append(f"The {name.replace('task', 'Task ')} rows come from a run whose inputs have changed since: "
-                         f"{'; '.join(changed)}. `make reproduce` re-runs it.")
+            notes[name] = (f"The {name.replace('task', 'Task ')} rows come from a run whose inputs have changed since: "
+                           f"{'; '.join(changed)}. `make reproduce` re-runs it.")
     return notes
+
+
+def changed_recipe(stored: dict | None) -> list[str]:
+    """What differs between the Task 1 recipe a run stored and today's (`src.task1.recipe_for("full")`), as
+    "preprocessing 'mnist' -> 'mnist_thinned'"."""
+    if not stored:
+        return []
+    from src.task1 import recipe_for
+
+    def flat(value, prefix=""):
+        if isinstance(value, dict):
+            return {key: leaf for name, part in value.items() for key, leaf in flat(part, f"{prefix}{name}.").items()}
+        return {prefix.rstrip("."): value}
+    before, now = flat(stored), flat(recipe_for("full").to_dict())
+    return [f"{key} {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(before.keys() | now.keys())
+            if before.get(key) != now.get(key)]
 
 
 def runtimes_table(notebook: str | None = None) -> str:
@@ -91,14 +112,21 @@ def runtimes_table(notebook: str | None = None) -> str:
 
 
 def checkpoints_table() -> str:
+    """Every full-budget checkpoint with what it stores; a task's checkpoints whose run started from inputs that have
+    changed since (`changed_inputs`) are marked stale, like that task's result rows."""
     from src.checkpoints import CHECKPOINT_DESCRIPTIONS, describe_checkpoints
     rows = describe_checkpoints([checkpoint_dir("full") / name for name in CHECKPOINT_DESCRIPTIONS])
+    stale_tasks = changed_inputs()
     lines = ["| file | what it is | metrics stored in it | data | trained on | size |", "|---|---|---|---|---|---|"]
-    lines += [f"| `{r['file']}` | {r['what']} | {r['metrics']} | {r['data']} | {r['device']} ({r['precision']}) | {r['size']} |"
-              for r in rows]
+    for r in rows:
+        task = Path(r["file"]).stem.split("_")[0]
+        stale = " **Stale:** saved by the run that the note below names." if task in stale_tasks else ""
+        lines.append(f"| `{r['file']}` | {r['what']}{stale} | {r['metrics']} | {r['data']} | {r['device']} "
+                     f"({r['precision']}) | {r['size']} |")
     if len(lines) == 2:
         lines.append("| – | no full-budget checkpoints yet (`make reproduce`) | | | | |")
-    return "\n".join(lines)
+    return "\n".join(lines + [f"\n{note}" for task, note in stale_tasks.items()
+                              if any(Path(r["file"]).stem.split("_")[0] == task for r in rows)])
 
 
 def performance_section() -> str:
