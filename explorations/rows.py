@@ -94,6 +94,12 @@ QUESTIONS = [
                      "task1_stacking", f"temperature + geometry (l2 {l2})", "as trained",
                      "python -m explorations.task1_stacking --logits data/task1_resolution_logits.pt "
                      "--out explorations/results/task1_stacking.json") for l2 in ("0.001", "0.01", "0.1")],
+    Question("task2", "Do the 400 digits pretrain better thinned to MNIST's width (Task 1's recipe) than as drawn?",
+             ("task2_digit_strokes",), {"method": "thinned to MNIST's width"}, {"method": "as drawn"},
+             {"mnist_validation_accuracy_zero_shot": "MNIST validation zero-shot",
+              "linear_probe_stage3": "linear probe on stage 3"}, "seed",
+             "python -m explorations.task2_digit_strokes --seeds 0 1 2 3 4 "
+             "--out explorations/results/task2_digit_strokes.json"),
     task3_question("Is the corrected stage alone (stage 1) as good as both stages?", "corrected", STAGES),
     task3_question("Does stage 2 gain from every image (no confidence cut)?", "two_stage_every_image", STAGES),
     task3_question("Does stage 2 gain without label smoothing?", "two_stage_no_smoothing", STAGES),
