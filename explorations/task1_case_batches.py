@@ -20,9 +20,9 @@ import torch
 
 from explorations import cv_runs, write_report
 from src.classes import CLASS_CHARACTERS
-from src.datasets import CharacterImages, load_trainpart1
+from src.datasets import CharacterImages
 from src.runs import device_name
-from src.task1 import RECIPE, cross_validate
+from src.task1 import RECIPE, cross_validate, load_for
 
 CASE_GROUP = torch.tensor([CLASS_CHARACTERS.index(c.lower()) if c.isalpha() else CLASS_CHARACTERS.index(c)
                            for c in CLASS_CHARACTERS])  # class -> its lowercase class (digits: themselves)
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True)
     arguments = parser.parse_args(argv)
     recipe = replace(RECIPE, training=replace(RECIPE.training, epochs=arguments.epochs))
-    characters = load_trainpart1(preprocessing=recipe.preprocessing)
+    characters = load_for(recipe, "full")
     orders = {RECIPE_ORDER: torch.randperm(len(characters), generator=torch.Generator().manual_seed(0)),
               GROUPED_ORDER: case_grouped_order(characters.labels, characters.writers, torch.Generator().manual_seed(0))}
     report = {"epochs": arguments.epochs, "data": characters.source.describe(), "device": device_name(),

@@ -20,10 +20,9 @@ from explorations import write_report
 from src import analysis
 from src.analysis import Run
 from src.classes import CLASS_CHARACTERS
-from src.datasets import load_trainpart1
 from src.decoding import writer_consistent_predictions
 from src.runs import device_name
-from src.task1 import FOLDS, RECIPE, cross_validate, folds_of
+from src.task1 import FOLDS, RECIPE, cross_validate, folds_of, load_for
 
 MEMBER_SEED_STEP = 100  # member m of fold k: seed k + 100 m
 
@@ -43,7 +42,7 @@ def main(argv=None) -> None:
     parser.add_argument("--folds", type=int, default=FOLDS, help="folds run (of the recipe's 5)")
     parser.add_argument("--out", required=True)
     arguments = parser.parse_args(argv)
-    characters = load_trainpart1(preprocessing=RECIPE.preprocessing)
+    characters = load_for(RECIPE, "full")
     folds = [validation for _, validation in folds_of(characters, "writers")[:arguments.folds]]
     report = {"members": arguments.members, "epochs": arguments.epochs, "data": characters.source.describe(),
               "device": device_name(), "runs": []}

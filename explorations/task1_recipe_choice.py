@@ -69,12 +69,16 @@ def main(argv=None) -> None:
     characters = load_for(recipe, "full")
     variants = {name: change(recipe) for name, change in PREDICTION_VARIANTS.items()}
     report = converted(json.loads(arguments.json.read_text())) if arguments.json.exists() else {"runs": []}
-    replication = ([f"--fold-seed {arguments.fold_seed}"] if arguments.fold_seed != FOLD_SEED else []) + (
-        [f"--seed {arguments.seed}"] if arguments.seed != RECIPE.training.seed else []) + (
-        [f"--candidates {' '.join(json.dumps(name) for name in arguments.candidates)}"] if replication_only(arguments) else [])
+    options = []  # what the recorded command must repeat to reproduce this file
+    if arguments.fold_seed != FOLD_SEED:
+        options.append(f"--fold-seed {arguments.fold_seed}")
+    if arguments.seed != RECIPE.training.seed:
+        options.append(f"--seed {arguments.seed}")
+    if list(arguments.candidates) != list(CANDIDATES):  # a replication names the candidates it re-measures
+        options.append(f"--candidates {' '.join(json.dumps(name) for name in arguments.candidates)}")
     report.update({"data": characters.source.describe(), "device": device_name(), "folds": arguments.folds,
                    "fold_seed": arguments.fold_seed, "seed": arguments.seed,
-                   "command": " ".join(["python -m explorations.task1_recipe_choice", *replication, "--json",
+                   "command": " ".join(["python -m explorations.task1_recipe_choice", *options, "--json",
                                         arguments.json.resolve().relative_to(PROJECT_ROOT).as_posix()])})
 
     def done(protocol: str, name: str) -> bool:
@@ -98,11 +102,6 @@ def main(argv=None) -> None:
                 cv = cross_validate(candidate, load_for(candidate, "full"), arguments.folds, False, name,
                                     protocol=protocol, fold_seed=arguments.fold_seed)
                 save(protocol, name, fold_runs(name, protocol, cv))
-
-
-def replication_only(arguments) -> bool:
-    """A replication names the candidates it re-measures in its command."""
-    return list(arguments.candidates) != list(CANDIDATES)
 
 
 def print_rows(path: Path = DEFAULT_JSON) -> None:

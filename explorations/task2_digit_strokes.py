@@ -16,13 +16,11 @@ from dataclasses import replace
 from explorations import write_report
 from src import analysis, task2
 from src.analysis import Run, config_digest
-from src.classes import DIGIT_CHARACTERS
-from src.datasets import load_trainpart1
 from src.mnist import load_mnist_splits
 from src.model import build_model
 from src.runs import device_name
 from src.splits import stratified_subset
-from src.train import LabelledImages, predict_logits, train
+from src.train import predict_logits, train
 
 VERSIONS = {"as drawn": "mnist", "thinned to MNIST's width": "mnist_thinned"}
 
@@ -41,10 +39,8 @@ def main(argv=None) -> None:
                          + " ".join(map(str, arguments.seeds)) + " --out " + arguments.out}
     digits_by_version = {}
     for version, preprocessing in VERSIONS.items():
-        characters = load_trainpart1(preprocessing=preprocessing)
-        is_digit = characters.labels < len(DIGIT_CHARACTERS)
-        digits_by_version[version] = LabelledImages(characters.images[is_digit], characters.labels[is_digit])
-        report["data"].append(f"{version}: {characters.source.describe()}")
+        digits_by_version[version], source = task2.digit_drawings("full", preprocessing)
+        report["data"].append(f"{version}: {source.describe()}")
     report["data"].append(mnist_source.describe())
     for seed in arguments.seeds:
         for version, digits in digits_by_version.items():

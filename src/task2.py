@@ -103,10 +103,10 @@ SHORT = {"scratch": "scratch", "digits400": "digits400", "lower_backbone_lr": "d
 
 # ----------------------------------------------------------------------------- steps
 
-def digit_drawings(budget: str | None = None) -> tuple[LabelledImages, object]:
+def digit_drawings(budget: str | None = None, preprocessing: str = "mnist") -> tuple[LabelledImages, object]:
     """The 400 digit drawings of trainPart1 (classes 0-9), in MNIST's convention with the strokes as drawn: thinned
     like Task 1's recipe, they read MNIST's validation digits worse zero-shot (explorations/task2_digit_strokes.py)."""
-    characters = load_trainpart1(allow_standin=standin_allowed(budget))
+    characters = load_trainpart1(preprocessing=preprocessing, allow_standin=standin_allowed(budget))
     digits = characters.labels < len(DIGIT_CHARACTERS)
     return LabelledImages(characters.images[digits], characters.labels[digits]), characters.source
 

@@ -67,3 +67,22 @@ def character_checkpoint(tmp_path) -> Path:
     model = build_model(ModelConfig(62, geometry_features=4, widths=(8, 16, 16)), seed=0).eval()
     return save_checkpoint(tmp_path / "task1.pt", model, {"task": "task1", "classes": CLASS_CHARACTERS,
                                                            "preprocessing": "mnist", "geometry": "writer"})
+
+
+@pytest.fixture
+def task1_on_five_writers(tmp_path, monkeypatch) -> tuple[Path, list[str]]:
+    """Task 1's experiment reads a 5-writer trainPart1 in whichever preprocessing it asks for, at a quick budget of one
+    epoch, one fold and no ablations (a test adds the ablations it needs). Returns the zip and the preprocessings
+    asked for, in order."""
+    import src.task1 as task1
+    from src.datasets import read_trainpart1
+    five_writers = write_zip(tmp_path / "five_writers.zip", trainpart1_entries(writers=range(1, 6)))
+    requested = []
+
+    def load(preprocessing="mnist", **_):
+        requested.append(preprocessing)
+        return read_trainpart1(five_writers, preprocessing=preprocessing)
+    monkeypatch.setattr(task1, "load_trainpart1", load)
+    monkeypatch.setitem(task1.BUDGETS, "quick", {**task1.BUDGETS["quick"], "epochs": 1, "folds_run": 1,
+                                                 "ablation_folds_run": 1, "ablations": []})
+    return five_writers, requested

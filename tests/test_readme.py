@@ -44,7 +44,6 @@ def test_every_test_the_robustness_table_names_exists():
             assert any(pattern.match(d) for d in defined), f"README names {file}::{name}, which does not exist"
 
 
-
 def test_results_and_checkpoints_of_a_run_from_an_older_task1_network_are_marked_stale(tmp_path, monkeypatch):
     """Task 2 started from a task1.pt that has since been replaced: its rows and its checkpoints say so; Task 3, which
     started from today's task1.pt, is not marked."""

@@ -85,15 +85,10 @@ def without_timings(value):
     return value
 
 
-def test_rerunning_an_experiment_gives_the_same_results_and_no_new_files(monkeypatch, tmp_path):
+def test_rerunning_an_experiment_gives_the_same_results_and_no_new_files(task1_on_five_writers):
     import src.task1 as task1
     from src.checkpoints import read_checkpoint
     from src.runs import checkpoint_dir, results_dir
-    five_writers = write_zip(tmp_path / "five_writers.zip", trainpart1_entries(writers=range(1, 6)))
-    monkeypatch.setattr(task1, "load_trainpart1", lambda preprocessing="mnist", **_: datasets.read_trainpart1(
-        five_writers, preprocessing=preprocessing))
-    monkeypatch.setitem(task1.BUDGETS, "quick", {**task1.BUDGETS["quick"], "epochs": 1, "folds_run": 1,
-                                                 "ablation_folds_run": 1, "ablations": []})
 
     def run_and_list():
         task1.run_experiment("quick", progress=False)

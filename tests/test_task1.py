@@ -165,20 +165,15 @@ def test_the_test_set_is_judged_once_by_the_evaluate_command_path_and_saved(tmp_
     assert [row["what"][:9] for row in task1.testpart1_headline_rows(report)] == ["testPart1", "testPart1"]
 
 
-def test_the_recipe_and_each_ablation_train_on_the_images_their_own_preprocessing_makes(tmp_path, monkeypatch):
+def test_the_recipe_and_each_ablation_train_on_the_images_their_own_preprocessing_makes(task1_on_five_writers,
+                                                                                        monkeypatch):
     """The recipe thins the strokes and its ablation keeps them as drawn: each cross-validation, and the final network,
     gets trainPart1 in its own preprocessing, and the checkpoint says which one `evaluate` must apply."""
     from src.checkpoints import read_checkpoint
     from src.runs import checkpoint_dir
-    five_writers = write_zip(tmp_path / "five_writers.zip", trainpart1_entries(writers=range(1, 6)))
-    requested = []
-
-    def load(preprocessing="mnist", **_):
-        requested.append(preprocessing)
-        return read_trainpart1(five_writers, preprocessing=preprocessing)
-    monkeypatch.setattr(task1, "load_trainpart1", load)
-    monkeypatch.setitem(task1.BUDGETS, "quick", {**task1.BUDGETS["quick"], "epochs": 1, "folds_run": 1,
-                                                 "ablation_folds_run": 1, "ablations": ["strokes as drawn (not thinned)"]})
+    five_writers, requested = task1_on_five_writers
+    monkeypatch.setitem(task1.BUDGETS, "quick", {**task1.BUDGETS["quick"],
+                                                 "ablations": ["strokes as drawn (not thinned)"]})
     results = task1.run_experiment("quick", progress=False)
     assert task1.RECIPE.preprocessing == "mnist_thinned" == results["recipe"]["preprocessing"]
     assert set(requested) == {"mnist_thinned", "mnist"}

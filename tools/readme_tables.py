@@ -118,15 +118,14 @@ def checkpoints_table() -> str:
     rows = describe_checkpoints([checkpoint_dir("full") / name for name in CHECKPOINT_DESCRIPTIONS])
     stale_tasks = changed_inputs()
     lines = ["| file | what it is | metrics stored in it | data | trained on | size |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        task = Path(r["file"]).stem.split("_")[0]
+    tasks = [Path(r["file"]).stem.split("_")[0] for r in rows]  # task1.pt, task2_digits400.pt -> task1, task2
+    for r, task in zip(rows, tasks):
         stale = " **Stale:** saved by the run that the note below names." if task in stale_tasks else ""
         lines.append(f"| `{r['file']}` | {r['what']}{stale} | {r['metrics']} | {r['data']} | {r['device']} "
                      f"({r['precision']}) | {r['size']} |")
     if len(lines) == 2:
         lines.append("| – | no full-budget checkpoints yet (`make reproduce`) | | | | |")
-    return "\n".join(lines + [f"\n{note}" for task, note in stale_tasks.items()
-                              if any(Path(r["file"]).stem.split("_")[0] == task for r in rows)])
+    return "\n".join(lines + [f"\n{note}" for task, note in stale_tasks.items() if task in tasks])
 
 
 def performance_section() -> str:
