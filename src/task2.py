@@ -28,7 +28,8 @@ from .classes import DIGIT_CHARACTERS
 from .datasets import load_trainpart1
 from .mnist import load_mnist_splits
 from .model import DIGIT_MODEL, build_model
-from .runs import checkpoint_dir, headline, save_results, standin_allowed
+from .resume import SavedProgress, code_digest, restored_result, result_state, source_identity
+from .runs import checkpoint_dir, device_name, headline, save_results, standin_allowed
 from .splits import stratified_sample, stratified_subset
 from .train import MNIST_RECIPE, Evaluation, LabelledImages, TrainConfig, finished_checkpoint, predict_logits, train
 
@@ -175,6 +176,8 @@ def sweep_method(size: int, train_images: int) -> str:
 # ----------------------------------------------------------------------------- the experiment
 
 def run_experiment(budget: str, progress: bool | None = None) -> dict:
+    """The whole experiment. It continues an interrupted run of the same code, data, budget and machine from the
+    last finished seed (`resume.SavedProgress`); results["resumed"] says when it did."""
     settings = BUDGETS[budget]
     started = time.perf_counter()
     digits, digits_source = digit_drawings(budget)
@@ -182,29 +185,45 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
     train_set, validation, test, mnist_source = load_mnist_splits(VALIDATION_IMAGES)
     train_set = stratified_subset(train_set, settings.mnist_train_images)  # the quick budget uses subsets
     validation, test = (stratified_subset(part, settings.test_images) for part in (validation, test))
-    runs, histories = [], {}
+    task1_checkpoint = checkpoint_dir("full") / "task1.pt"
+    starts = [s for s in STARTS if s != "task1" or task1_checkpoint.exists()]
+    recipe = replace(MNIST_RECIPE, epochs=settings.mnist_epochs, evaluate_every_steps=settings.evaluate_every_steps)
+    saved_progress = SavedProgress(checkpoint_dir(budget) / "in_progress" / "task2.pt", {
+        "task": "task2", "budget": budget, "code": code_digest(), "machine": device_name(), "torch": torch.__version__,
+        "data": [source_identity(digits_source), source_identity(mnist_source)],
+        "task1_start": checkpoint_identity(task1_checkpoint)["sha256"] if "task1" in starts else None})
+    saved = saved_progress.load()
 
-    pretraining = [train(build_model(MODEL, seed=seed), digits, replace(pretrain_recipe, seed=seed), progress=progress,
-                         description=f"pretrain on 400 digits, seed {seed}") for seed in range(settings.seeds)]
+    if saved:
+        pretraining = [restored_result(entry, MODEL, replace(pretrain_recipe, seed=seed))
+                       for seed, entry in enumerate(saved["pretraining"])]
+        runs, histories = [Run.from_dict(row) for row in saved["runs"]], saved["histories"]
+        best = {start: (entry["accuracy"], restored_result(entry, MODEL, replace(recipe, seed=entry["seed"])),
+                        entry["seed"]) for start, entry in saved["best"].items()}
+    else:
+        pretraining = [train(build_model(MODEL, seed=seed), digits, replace(pretrain_recipe, seed=seed),
+                             progress=progress, description=f"pretrain on 400 digits, seed {seed}")
+                       for seed in range(settings.seeds)]
+        runs, histories = pretraining_rows(pretraining, test, pretrain_recipe)
+        best = {}
     digits400 = [result.model.cpu() for result in pretraining]  # seed k's MNIST runs start from pretraining run k
-    for seed, (result, network) in enumerate(zip(pretraining, digits400)):
-        zero_shot = analysis.accuracy(predict_logits(network, test.images).argmax(1).cpu(), test.labels)
-        histories[f"pretrain/seed{seed}"] = {"history": result.history}
-        runs.append(Run("task2", "pretrain", "scratch", seed, config=config_digest(pretrain_recipe),
-                        metrics={"mnist_test_accuracy_zero_shot": zero_shot,
-                                 "train_seconds": result.history[-1]["wall_seconds"]},
-                        history=f"pretrain/seed{seed}"))
     checkpoints = checkpoint_dir(budget)
     metadata = {"task": "task2", "classes": DIGIT_CHARACTERS, "preprocessing": "mnist"}
     finished_checkpoint(checkpoints / "task2_digits400.pt", pretraining[0],
                         {**metadata, "data": digits_source.describe(), "seed": 0, "metrics": {
                             "mnist_test_accuracy_zero_shot": runs[0].metrics["mnist_test_accuracy_zero_shot"]}})
-    task1_checkpoint = checkpoint_dir("full") / "task1.pt"
-    starts = [s for s in STARTS if s != "task1" or task1_checkpoint.exists()]
-    recipe = replace(MNIST_RECIPE, epochs=settings.mnist_epochs, evaluate_every_steps=settings.evaluate_every_steps)
 
-    best = {}
-    for seed in range(settings.seeds):
+    def save_progress(seeds_done: int) -> None:
+        saved_progress.save({
+            "seeds_done": seeds_done, "seconds": time.perf_counter() - started + (saved["seconds"] if saved else 0.0),
+            "runs": [run.to_dict() for run in runs],
+            "histories": histories, "pretraining": [result_state(result) for result in pretraining],
+            "best": {start: {**result_state(result), "accuracy": accuracy, "seed": seed}
+                     for start, (accuracy, result, seed) in best.items()}})
+
+    if not saved:
+        save_progress(0)
+    for seed in range(saved["seeds_done"] if saved else 0, settings.seeds):
         for start in starts:
             result, metrics, curves = train_on_mnist(mnist_start(start, seed, digits400, task1_checkpoint), train_set,
                                                      validation, test, replace(recipe, seed=seed), progress=progress,
@@ -226,6 +245,7 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
             histories[key] = curves
             runs.append(Run("task2", method, "digits400", seed, config=config_digest(arm), history=key,
                             metrics=with_pretraining_seconds(metrics, pretraining[seed].history[-1]["wall_seconds"])))
+        save_progress(seed + 1)
 
     for start, (_, result, seed) in best.items():  # task2_mnist_digits400.pt, _scratch.pt, _task1.pt
         chosen = analysis.select(runs, method="mnist", start=start, seed=seed)[0]
@@ -244,11 +264,29 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
         "fine_tuning": {method: replace(recipe, **changes).to_dict() for method, changes in FINE_TUNING.items()},
         "device": pretraining[0].device, "mnist_train_images": len(train_set),
         "mnist_validation_images": len(validation), "mnist_test_images": len(test), "digit_drawings": len(digits),
-        "runs": runs, "histories": histories, "total_seconds": time.perf_counter() - started,
+        "runs": runs, "histories": histories,
+        "total_seconds": time.perf_counter() - started + (saved["seconds"] if saved else 0.0),
+        # an interrupted run continued: how many seeds it had finished, and when
+        "resumed": None if not saved else {"seeds": saved["seeds_done"], "saved_at": saved["saved_at"]},
     }
     results["headline"] = headline_rows(results)
     save_results("task2", budget, results)
+    saved_progress.remove()
     return results
+
+
+def pretraining_rows(pretraining: list, test: LabelledImages, recipe: TrainConfig) -> tuple[list[Run], dict]:
+    """One row per pretraining run (its zero-shot MNIST test accuracy and its cost), and its curves."""
+    runs, histories = [], {}
+    for seed, result in enumerate(pretraining):
+        network = result.model.cpu()  # where every MNIST run's start is kept
+        zero_shot = analysis.accuracy(predict_logits(network, test.images).argmax(1).cpu(), test.labels)
+        histories[f"pretrain/seed{seed}"] = {"history": result.history}
+        runs.append(Run("task2", "pretrain", "scratch", seed, config=config_digest(recipe),
+                        metrics={"mnist_test_accuracy_zero_shot": zero_shot,
+                                 "train_seconds": result.history[-1]["wall_seconds"]},
+                        history=f"pretrain/seed{seed}"))
+    return runs, histories
 
 
 def data_size_sweep(budget: str, digits400: list, train_set, test, progress: bool) -> list[Run]:

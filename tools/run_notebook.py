@@ -47,6 +47,10 @@ def execute_notebook(path: str | Path, output: str | Path | None = None, timeout
     atomic_write_bytes(target, nbformat.writes(notebook).encode())
     budget = current_budget()
     device = default_device()
+    resumed = (load_results(path.stem, budget) or {}).get("resumed")
+    if resumed:  # the time above is only this sitting's
+        note = "; ".join(filter(None, [note, f"this sitting only: it continued a run saved after {resumed['seeds']} "
+                                             f"seed(s) at {resumed['saved_at']}"]))
     record_runtime(path.stem, budget, f"{'GPU' if device.type == 'cuda' else 'CPU'}: {device_name(device)}", seconds, note)
     print(f"executed {path.name} in {seconds:.0f} s -> {target}")
     return target
