@@ -78,12 +78,17 @@ def _standin_must_not_replace(path: Path, metadata: dict) -> Path:
     return beside
 
 
+def cpu_state_dict(model: torch.nn.Module) -> dict:
+    """The weights as plain CPU tensors: what a file keeps, whatever device or view the network trained on."""
+    return {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
+
+
 def save_checkpoint(path: Path, model: CharacterCNN, metadata: dict, training_state: dict | None = None) -> Path:
     """Atomically write weights, model configuration and metadata (and optionally resume state).
     Returns where it was written (see `_standin_must_not_replace`)."""
     path = _standin_must_not_replace(Path(path), metadata)
     payload = {"format": FORMAT, "model_config": model.config.to_dict(),
-               "state_dict": {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()},
+               "state_dict": cpu_state_dict(model),
                "metadata": {"preprocessing_version": PREPROCESSING_VERSION, "torch_version": torch.__version__,
                             "git_commit": git_commit(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             **metadata}}

@@ -46,14 +46,15 @@ class DataError(ValueError):
     """Any problem with input data; the message names the file and what is wrong."""
 
 
-def sha256_of_source(source: Path) -> str:
-    """Content hash of a file, or of a folder: relative paths and bytes of every file, in sorted order."""
+def sha256_of_source(source: Path, pattern: str = "*") -> str:
+    """Content hash of a file, or of a folder: relative paths and bytes of every file (matching `pattern`, at any
+    depth), in sorted order."""
     source = Path(source)
     if not source.is_dir():
         with open(source, "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
     digest = hashlib.sha256()
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+    for path in sorted(p for p in source.rglob(pattern) if p.is_file()):
         digest.update(path.relative_to(source).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -8,7 +8,6 @@ removes the file once its results are saved.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import plain
-from .files import atomic_write_bytes
+from .checkpoints import cpu_state_dict, plain
+from .files import atomic_write_bytes, sha256_of_source
 from .model import ModelConfig, build_model
 from .runs import project_relative
 from .train import TrainConfig, TrainResult
@@ -25,10 +24,7 @@ from .train import TrainConfig, TrainResult
 
 def code_digest() -> str:
     """sha256 over the package's own source files: any change to them starts an experiment afresh."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return sha256_of_source(Path(__file__).parent, "*.py")[:16]
 
 
 def source_identity(source) -> str:
@@ -77,7 +73,7 @@ class SavedProgress:
 
 def result_state(result: TrainResult) -> dict:
     """What a finished run leaves for later steps: its weights and curves (its recipe is the caller's to know)."""
-    return {"state_dict": {name: value.detach().cpu() for name, value in result.model.state_dict().items()},
+    return {"state_dict": cpu_state_dict(result.model),
             "history": result.history, "step_evaluations": result.step_evaluations, "device": result.device,
             "precision": result.precision}
 

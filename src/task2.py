@@ -224,27 +224,15 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
     if not saved:
         save_progress(0)
     for seed in range(saved["seeds_done"] if saved else 0, settings.seeds):
-        for start in starts:
-            result, metrics, curves = train_on_mnist(mnist_start(start, seed, digits400, task1_checkpoint), train_set,
-                                                     validation, test, replace(recipe, seed=seed), progress=progress,
-                                                     description=f"{start} seed {seed}")
-            pretraining_seconds = {"digits400": pretraining[seed].history[-1]["wall_seconds"], "scratch": 0.0}
-            key = f"mnist/{start}/seed{seed}"
-            histories[key] = curves
-            runs.append(Run("task2", "mnist", start, seed, config=config_digest(recipe), history=key,
-                            metrics=with_pretraining_seconds(metrics, pretraining_seconds.get(start))))
+        seed_rows, seed_histories, networks = seed_runs(
+            seed, starts, digits400, pretraining[seed].history[-1]["wall_seconds"], task1_checkpoint,
+            (train_set, validation, test), recipe, progress)
+        runs += seed_rows
+        histories.update(seed_histories)
+        for start, (accuracy, result) in networks.items():
             # "Best" is chosen on validation accuracy, never on the test set.
-            if start not in best or metrics["final_validation_accuracy"] > best[start][0]:
-                best[start] = (metrics["final_validation_accuracy"], result, seed)
-        for method, changes in FINE_TUNING.items():  # the gentler fine-tuning arms, from the same pretraining run
-            arm = replace(recipe, **changes)
-            _, metrics, curves = train_on_mnist(mnist_start("digits400", seed, digits400), train_set, validation, test,
-                                                replace(arm, seed=seed), progress=progress,
-                                                description=f"digits400, {method}, seed {seed}")
-            key = f"{method}/digits400/seed{seed}"
-            histories[key] = curves
-            runs.append(Run("task2", method, "digits400", seed, config=config_digest(arm), history=key,
-                            metrics=with_pretraining_seconds(metrics, pretraining[seed].history[-1]["wall_seconds"])))
+            if start not in best or accuracy > best[start][0]:
+                best[start] = (accuracy, result, seed)
         save_progress(seed + 1)
 
     for start, (_, result, seed) in best.items():  # task2_mnist_digits400.pt, _scratch.pt, _task1.pt
@@ -273,6 +261,30 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
     save_results("task2", budget, results)
     saved_progress.remove()
     return results
+
+
+def seed_runs(seed: int, starts: list[str], digits400: list, pretraining_seconds: float, task1_checkpoint,
+              splits: tuple, recipe: TrainConfig, progress: bool | None) -> tuple[list[Run], dict, dict]:
+    """Seed `seed`'s MNIST runs: every start under the scratch recipe, then the gentler fine-tuning arms from the same
+    pretraining run (digits400[seed], which took `pretraining_seconds`). Returns their rows, their curves by history
+    key, and the main runs' (final validation accuracy, result) by start, from which the saved networks are chosen."""
+    train_set, validation, test = splits
+    start_seconds = {"digits400": pretraining_seconds, "scratch": 0.0}  # none for task1: trained elsewhere
+    arms = [("mnist", start, recipe) for start in starts] + [
+        (method, "digits400", replace(recipe, **changes)) for method, changes in FINE_TUNING.items()]
+    runs, histories, networks = [], {}, {}
+    for method, start, arm in arms:
+        description = f"{start} seed {seed}" if method == "mnist" else f"{start}, {method}, seed {seed}"
+        result, metrics, curves = train_on_mnist(mnist_start(start, seed, digits400, task1_checkpoint), train_set,
+                                                 validation, test, replace(arm, seed=seed), progress=progress,
+                                                 description=description)
+        key = f"{method}/{start}/seed{seed}"
+        histories[key] = curves
+        runs.append(Run("task2", method, start, seed, config=config_digest(arm), history=key,
+                        metrics=with_pretraining_seconds(metrics, start_seconds.get(start))))
+        if method == "mnist":
+            networks[start] = (metrics["final_validation_accuracy"], result)
+    return runs, histories, networks
 
 
 def pretraining_rows(pretraining: list, test: LabelledImages, recipe: TrainConfig) -> tuple[list[Run], dict]:
