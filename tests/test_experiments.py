@@ -8,6 +8,7 @@ import torch
 from src import task2, task3
 from src.analysis import Run, over_runs
 from src.model import build_model
+from src.runs import load_results, save_results
 
 
 def task2_records(shuffled: bool = False) -> dict:
@@ -92,6 +93,10 @@ def test_task3_headline_rows_and_comparisons_are_queries_over_the_records():
     assert all(row["command"] == "make reproduce  # task3.ipynb" for row in rows.values())
     test = task3.task1_minus_scratch(results["runs"], "two_stage")
     assert test["pairs"] == [0, 1, 2] and test["mean_difference"] == pytest.approx(0.01)
+    assert not any(what.startswith("true P") for what in rows)  # no audit recorded yet
+    audited = {row["what"][:6]: row["value"] for row in task3.headline_rows(
+        {**results, "true_folder_is_digit_probability": 0.0006})}
+    assert audited["true P"] == "0.0006 (estimates 2.0x / 1.5x the truth)"
     without_task1 = {**results, "runs": [run for run in results["runs"] if run.start == "scratch"]}
     assert not any("Task 1" in row["what"] for row in task3.headline_rows(without_task1))
     assert task3.task1_minus_scratch(without_task1["runs"], "two_stage") is None
@@ -198,9 +203,11 @@ def test_task3_audit_explains_the_estimates_bias_by_the_readings_errors(monkeypa
                "transition_matrix": estimate.tolist(), "refined_transition_matrix": task3.estimate_transition_matrix(
                    digits, folders).tolist(), "folder_is_digit_probability": 0.075,
                "refined_folder_is_digit_probability": 0.0,
-               "transition_matrix_ci95": [estimate.tolist(), estimate.tolist()]}
+               "transition_matrix_ci95": [estimate.tolist(), estimate.tolist()], "budget": "full"}
+    save_results("task3", "full", {"budget": "full"})
     report = task3.audit(results, noisy)
     assert report["true_share"] == 0.0 and report["truth"].diag().sum() == 0
+    assert load_results("task3", "full") == {"budget": "full", "true_folder_is_digit_probability": 0.0}  # for README
     first = report["naive"]
     assert first["error_rate"] == pytest.approx(9 / 40) and first["wrong_in_inferred_folder"] == pytest.approx(3 / 9)
     assert first["diagonal_from_wrong"] == pytest.approx(3 / 40) and first["diagonal_from_right"] == 0.0
