@@ -159,9 +159,15 @@ def audit_transition_matrix(noisy: NoisyDigits) -> torch.Tensor:
 
     An audit, run by the notebook after every network is trained and chosen: these labels answer the
     question by looking it up, so nothing in `run_experiment` may use them (tested)."""
+    return estimate_transition_matrix(*audit_labels(noisy))
+
+
+def audit_labels(noisy: NoisyDigits) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MNIST training label, folder) of every archive image whose file number names an MNIST training image: what
+    the audit checks the estimates against, and what nothing before it may read."""
     _, labels, _ = load_mnist("train")
     known = (noisy.file_indices >= 0) & (noisy.file_indices < len(labels))
-    return estimate_transition_matrix(labels[noisy.file_indices[known]], noisy.folder_labels[known])
+    return labels[noisy.file_indices[known]], noisy.folder_labels[known]
 
 
 def folder_is_digit_probability(transition: torch.Tensor, folder_labels: torch.Tensor) -> float:
@@ -537,9 +543,8 @@ def audit(results: dict, noisy: NoisyDigits) -> dict:
 def record_true_share(budget: str, noisy: NoisyDigits) -> float:
     """The true share of images in their digit's folder (the audit's labels, after all learning), also written into
     results/task3.json so that README shows it beside the estimates."""
-    _, labels, _ = load_mnist("train")
-    known = (noisy.file_indices >= 0) & (noisy.file_indices < len(labels))
-    true_share = float((labels[noisy.file_indices[known]] == noisy.folder_labels[known]).float().mean())
+    digits, folders = audit_labels(noisy)
+    true_share = float((digits == folders).float().mean())
     saved = load_results("task3", budget)
     if saved is not None:
         save_results("task3", budget, {**saved, "true_folder_is_digit_probability": true_share})
