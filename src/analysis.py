@@ -1,25 +1,27 @@
 """Metrics the notebooks share: accuracy views, calibration, convergence, statistics, and the record of runs.
 
-Differences between training conditions are reported over several seeds (or folds) with a spread and a paired
-test, never from a single run; the t distribution and the optimiser come from scipy.
+Differences between training starts or methods are reported over several seeds (or folds) with a spread and a test
+that fits the design, never from a single run: over independent seeds the paired t-test; over cross-validation folds,
+whose training sets overlap, the corrected resampled t-test (Nadeau & Bengio, 2003). A notebook's comparisons are one
+family, Holm-corrected (Holm, 1979); "resolved" means corrected p < 0.05.
 
 The record of runs. Every training run of every task appends one `Run` row to its task's results
 (`results["runs"]`, JSON via `Run.to_dict`; `runs_of(results)` reads them back):
 
-    Run(task="task2", method="mnist", start="digits400", seed=3, config=config_digest(recipe),
+    Run(task="task2", method="recipe", start="digits400", seed=3, config=config_digest(recipe),
         metrics={"final_test_accuracy": 0.9931, "steps_to_0.99": 700, ...}, history="mnist/digits400/seed3")
 
 `start` names where the weights began ("scratch", "digits400": the 400-digit network of Task 2, "task1": the Task 1
-network); `seed` or `fold` is what a comparison pairs by; `metrics` are flat numbers (None where a run has no value,
+network) and `method` how it was trained; `seed` or `fold` is what a comparison pairs by; `metrics` are flat numbers (None where a run has no value,
 e.g. a threshold it never held); `history` is the key of the run's curves in `results["histories"]`. Everything the
 notebooks, the headline rows and the README print is a query over these rows:
 
-    over_runs(runs, "final_test_accuracy", method="mnist", start="scratch")    # mean, std, n, ci95, of
+    over_runs(runs, "final_test_accuracy", method="recipe", start="scratch")   # mean, std, n, ci95, of
     compare(runs, {"start": "digits400"}, {"start": "scratch"}, "final_test_accuracy")          # paired by seed
-    compare(runs, {"method": "no augmentation"}, {"method": "recipe"}, "accuracy", paired_by="fold")
+    compare(runs, {"method": "no augmentation"}, {"method": "recipe"}, "accuracy", paired_by="fold", test_share=0.25)
 
 A cross-validation fold is one row (`fold=k`, and `seed=k` where the fold's seed is k), so Task 1's ablations compare
-with its recipe by `compare(..., paired_by="fold")`, exactly as Task 2's starts compare by seed.
+with its recipe by `compare(..., paired_by="fold", test_share=...)`, as Task 2's starts compare by seed.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from scipy import optimize, stats
 
-from .classes import CASE_AMBIGUOUS_GROUPS, CLASS_CHARACTERS
+from .data.classes import CASE_AMBIGUOUS_GROUPS, CLASS_CHARACTERS
 
 # ----------------------------------------------------------------------------- accuracy views
 
@@ -51,15 +53,10 @@ def case_merged_accuracy(predictions: torch.Tensor, labels: torch.Tensor, classe
     return accuracy(mapping[predictions.cpu()], mapping[labels.cpu()])
 
 
-def count_matrix(rows: torch.Tensor, columns: torch.Tensor, size: int) -> torch.Tensor:
-    """counts[i, j]: how many items have row value i and column value j (a confusion matrix, a transition count)."""
-    index = rows.cpu().long() * size + columns.cpu().long()
-    return torch.bincount(index, minlength=size**2).reshape(size, size)
-
-
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """counts[true, predicted]."""
-    return count_matrix(labels, predictions, num_classes)
+    index = labels.cpu().long() * num_classes + predictions.cpu().long()
+    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
 def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
@@ -127,7 +124,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- representations
 
 @torch.no_grad()
-def linear_probe_accuracies(network, fit, score, ridge: float = 1.0) -> dict[str, float]:
+def linear_probe_accuracies(network, fit, score, ridge: float = 1.0,
+                            stages: tuple[str, ...] = ("stage1", "stage2", "stage3")) -> dict[str, float]:
     """How linearly separable the classes already are in each backbone stage's features (max-pooled to 3x3): a ridge
     least-squares read-out (one-hot targets, standardised features) fitted on `fit` and scored on `score`, both
     LabelledImages (linear probes: Alain & Bengio, 2017). Task 2 probes networks before any MNIST training."""
@@ -142,7 +140,8 @@ def linear_probe_accuracies(network, fit, score, ridge: float = 1.0) -> dict[str
     fit_features, score_features = features(fit.images.cpu()), features(score.images.cpu())
     targets = torch.nn.functional.one_hot(fit.labels.cpu(), int(fit.labels.max()) + 1).double()
     accuracies = {}
-    for stage, x in fit_features.items():
+    for stage in stages:
+        x = fit_features[stage]
         mean, std = x.mean(0), x.std(0) + 1e-6
         x, z = (x - mean) / std, (score_features[stage] - mean) / std
         x, z = (torch.cat([part, torch.ones(len(part), 1, dtype=part.dtype)], 1) for part in (x, z))  # a bias
@@ -203,47 +202,56 @@ def format_mean_std(values, scale: float = 100.0, digits: int = 2, unit: str = "
 
 
 def paired_t_test(first, second) -> dict:
-    """Paired t-test of first - second over matched seeds or folds (scipy.stats.ttest_rel), with the 95 %
-    interval of the mean difference."""
+    """Paired t-test of first - second over independent seeds (scipy.stats.ttest_rel), with the 95 % interval of
+    the mean difference."""
     differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
     n = len(differences)
     if n < 2:
         return {"mean_difference": float(differences.mean()) if n else float("nan"), "t": float("nan"),
-                "p_value": float("nan"), "n": n}
+                "p_value": float("nan"), "n": n, "test": "paired t"}
     if not differences.any():  # identical runs: no difference, and nothing to test
-        return {"mean_difference": 0.0, "t": 0.0, "p_value": 1.0, "n": n, "ci95": [0.0, 0.0]}
+        return {"mean_difference": 0.0, "t": 0.0, "p_value": 1.0, "n": n, "ci95": [0.0, 0.0], "test": "paired t"}
     with warnings.catch_warnings():  # constant differences: t is +-inf, which scipy warns about
         warnings.simplefilter("ignore", RuntimeWarning)
         test = stats.ttest_rel(first, second)
         interval = test.confidence_interval(0.95)
     return {"mean_difference": float(differences.mean()), "t": float(test.statistic), "p_value": float(test.pvalue),
-            "n": n, "ci95": [float(interval.low), float(interval.high)]}
+            "n": n, "ci95": [float(interval.low), float(interval.high)], "test": "paired t"}
 
 
-def difference_text(first, second, paired_by: str = "fold") -> str:
-    """How a conclusion states a difference in accuracy: '+2.3 points (paired by fold, n=5, p = 0.086: not
-    resolved at p < 0.05)'. A difference the test does not resolve must not be stated as one."""
-    return paired_test_text(paired_t_test(first, second), paired_by)
+def corrected_resampled_t_test(first, second, test_share: float) -> dict:
+    """Paired comparison over cross-validation folds (or repeated folds), first - second. The folds' training sets
+    overlap, so their differences are correlated and the plain paired t-test is too confident; Nadeau & Bengio (2003,
+    *Inference for the generalization error*) correct the variance of the mean difference from var/n to
+    (1/n + n_test/n_train) * var. `test_share` is n_test/n_train (1/(k-1) for k folds)."""
+    differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    n = len(differences)
+    mean = float(differences.mean()) if n else float("nan")
+    if n < 2 or not differences.any():
+        return {"mean_difference": mean, "t": 0.0 if n >= 2 else float("nan"),
+                "p_value": 1.0 if n >= 2 else float("nan"), "n": n, "test": "corrected resampled t"}
+    variance = (1 / n + test_share) * differences.var(ddof=1)
+    t = mean / math.sqrt(variance) if variance > 0 else math.copysign(math.inf, mean)
+    return {"mean_difference": mean, "t": t, "p_value": float(2 * stats.t.sf(abs(t), n - 1)), "n": n,
+            "test": "corrected resampled t"}
 
 
-def paired_test_text(test: dict, paired_by: str | None = None, scale: float = 100.0, unit: str = "points",
-                     places: int = 1) -> str:
-    """`difference_text` for a `paired_t_test` or `compare` result already at hand (scale 100, points: accuracies);
-    a `compare` result says itself what it was paired by."""
-    paired_by = paired_by or test.get("paired_by", "seed")
-    if test["n"] < 2:
-        return f"{scale * test['mean_difference']:+.{places}f} {unit} (n={test['n']} {paired_by}: untested)"
-    verdict = "resolved" if test["p_value"] < 0.05 else "not resolved"
-    return (f"{scale * test['mean_difference']:+.{places}f} {unit} (paired by {paired_by}, n={test['n']}, "
-            f"p = {test['p_value']:.3f}: {verdict} at p < 0.05)")
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down correction of a family of p-values (Holm, 1979): the k-th smallest is multiplied by
+    (m - k + 1), kept monotone and capped at 1. NaN (untested) p-values stay NaN and do not count in m."""
+    tested = sorted((p, index) for index, p in enumerate(p_values) if not math.isnan(p))
+    adjusted, running = [float("nan")] * len(p_values), 0.0
+    for rank, (p, index) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[index] = running
+    return adjusted
 
 
-def welch_t_test(first, second) -> dict:
-    """Unpaired comparison of two sets of runs that share no seeds (Welch's t-test, scipy.stats.ttest_ind)."""
-    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
-    test = stats.ttest_ind(first, second, equal_var=False)
-    return {"mean_difference": float(first.mean() - second.mean()), "t": float(test.statistic),
-            "p_value": float(test.pvalue), "n": [len(first), len(second)]}
+def with_holm(tests: list[dict]) -> list[dict]:
+    """A notebook's family of comparisons (`compare` results), each given its Holm-corrected p and whether that
+    resolves it (corrected p < 0.05)."""
+    adjusted = holm([test["p_value"] for test in tests])
+    return [{**test, "p_holm": p, "resolved": p < 0.05} for test, p in zip(tests, adjusted)]
 
 
 # ----------------------------------------------------------------------------- the record of runs
@@ -297,17 +305,24 @@ def over_runs(runs: Iterable[Run], metric: str, **where) -> dict:
     return {**summarise(run.metrics.get(metric) for run in chosen), "of": len(chosen)}
 
 
-def compare(runs: Iterable[Run], a: Mapping, b: Mapping, metric: str, paired_by: str = "seed") -> dict | None:
-    """The paired t-test of `metric`, runs matching `a` minus runs matching `b`, matched on `paired_by` ("seed" or
-    "fold"; unmatched runs are left out). None where there is no pair, or where a paired run has no value (a
-    threshold not held by every run is not compared). The test carries what it compared, so it reads on its own."""
+def compare(runs: Iterable[Run], a: Mapping, b: Mapping, metric: str, paired_by: str = "seed",
+            test_share: float | None = None) -> dict | None:
+    """`metric`, runs matching `a` minus runs matching `b`, matched on `paired_by` ("seed" or "fold"; unmatched runs
+    are left out): the paired t-test over seeds, the corrected resampled t-test over folds (`test_share`: n_test /
+    n_train of a fold). None where there is no pair, or where a paired run has no value (a threshold not held by
+    every run is not compared). The test carries what it compared, so it reads on its own."""
     first, second = (_by_pair(select(runs, **where), paired_by) for where in (a, b))
     pairs = sorted(first.keys() & second.keys())
     values = [(first[key].metrics.get(metric), second[key].metrics.get(metric)) for key in pairs]
     if not pairs or any(x is None or y is None for x, y in values):
         return None
-    return {"a": dict(a), "b": dict(b), "metric": metric, "paired_by": paired_by, "pairs": pairs,
-            **paired_t_test(*zip(*values))}
+    if paired_by == "fold":
+        if test_share is None:
+            raise ValueError("folds share training images: give test_share (n_test / n_train) for the corrected test")
+        test = corrected_resampled_t_test(*zip(*values), test_share)
+    else:
+        test = paired_t_test(*zip(*values))
+    return {"a": dict(a), "b": dict(b), "metric": metric, "paired_by": paired_by, "pairs": pairs, **test}
 
 
 def _by_pair(runs: list[Run], paired_by: str) -> dict:
@@ -315,3 +330,9 @@ def _by_pair(runs: list[Run], paired_by: str) -> dict:
     if len(keyed) != len(runs):
         raise ValueError(f"{len(runs)} runs share {len(keyed)} values of {paired_by}: say which runs to compare")
     return keyed
+
+
+def readme_rows(rows: list[tuple[str, str]], machine: str, task: str, budget: str) -> list[dict]:
+    """README's rows of a task: each (what, value) with the command and the machine behind it."""
+    command = f"make reproduce  # {task}.ipynb" if budget == "full" else "PLAYMNIST_BUDGET=quick ..."
+    return [{"what": what, "value": value, "command": command, "machine": machine} for what, value in rows]

@@ -86,5 +86,4 @@ def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.
         jitter = torch.randn(count, 1, generator=generator, device=device) * config.geometry_log_scale
         geometry = geometry.clone()
         geometry[:, :2] += jitter
-        geometry[:, 4:6] += jitter  # heights against the writer's size levels, where the input has them
     return augmented, geometry

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 
-from .analysis import format_mean_std
-from .files import atomic_write_bytes, sha256_of_source
+from .data.files import atomic_write_bytes, sha256_of_source
+from .data.preprocess import PREPROCESSING_VERSION
 from .model import CharacterCNN, ModelConfig, build_model, with_new_head
-from .preprocess import PREPROCESSING_VERSION
-from .runs import git_commit, on_colab, project_relative
+from .settings import git_commit, on_colab, project_relative
 
 FORMAT = "playmnist-checkpoint/1"
 
@@ -83,17 +82,15 @@ def cpu_state_dict(model: torch.nn.Module) -> dict:
     return {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
 
 
-def save_checkpoint(path: Path, model: CharacterCNN, metadata: dict, training_state: dict | None = None) -> Path:
-    """Atomically write weights, model configuration and metadata (and optionally resume state).
-    Returns where it was written (see `_standin_must_not_replace`)."""
+def save_checkpoint(path: Path, model: CharacterCNN, metadata: dict) -> Path:
+    """Atomically write weights, model configuration and metadata. Returns where it was written (see
+    `_standin_must_not_replace`)."""
     path = _standin_must_not_replace(Path(path), metadata)
     payload = {"format": FORMAT, "model_config": model.config.to_dict(),
                "state_dict": cpu_state_dict(model),
                "metadata": {"preprocessing_version": PREPROCESSING_VERSION, "torch_version": torch.__version__,
                             "git_commit": git_commit(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             **metadata}}
-    if training_state is not None:
-        payload["training_state"] = training_state
     buffer = io.BytesIO()
     torch.save(plain(payload), buffer)
     try:
@@ -107,6 +104,8 @@ def save_checkpoint(path: Path, model: CharacterCNN, metadata: dict, training_st
 def read_checkpoint(path: Path) -> dict:
     """Load a checkpoint dictionary without executing anything from the file."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; give a checkpoint file such as checkpoints/task1.pt")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -139,6 +138,13 @@ def load_model(path: Path, num_classes: int | None = None) -> tuple[CharacterCNN
     except (RuntimeError, KeyError) as error:
         raise CheckpointError(f"{path}: weights do not fit the architecture {config}: {str(error)[:400]}") from None
     return model.eval(), payload.get("metadata", {})
+
+
+def finished_checkpoint(path: str | Path, result, metadata: dict) -> Path:
+    """The small, final checkpoint of a run (`train.TrainResult`): weights, recipe, history, metrics; no optimizer."""
+    return save_checkpoint(Path(path), result.model, {
+        "train_config": result.config.to_dict(), "history": result.history, "device": result.device,
+        "precision": result.precision, **metadata})
 
 
 # ----------------------------------------------------------------------------- what a run saved
@@ -177,8 +183,8 @@ CHECKPOINT_DESCRIPTIONS = {
 
 
 def format_metric(name: str, value) -> str:
-    if isinstance(value, dict) and "mean" in value:
-        return f"{name} {format_mean_std(value, unit=' %')}"
+    if isinstance(value, dict) and "mean" in value:  # a summary over folds or seeds
+        return f"{name} {100 * value['mean']:.2f} ± {100 * value['std']:.2f} % (n={value['n']})"
     if isinstance(value, float):
         return f"{name} {100 * value:.2f} %" if "accuracy" in name else f"{name} {value:.4f}"
     return f"{name} {value}"

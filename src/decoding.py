@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .files import DataError
+from .data.files import DataError
 
 
 def check_writer_groups(writers: torch.Tensor, num_classes: int, labels: torch.Tensor | None = None,

@@ -30,10 +30,6 @@ class ModelConfig:
         return cls(**{**values, "widths": tuple(values["widths"])})
 
 
-# The digit network of every MNIST run (Tasks 2 and 3, bench): the Task 1 architecture, ten classes, no geometry input.
-DIGIT_MODEL = ModelConfig(num_classes=10, geometry_features=0, widths=(24, 48, 96), head_dropout=0.1)
-
-
 def convolution_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
                          nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
@@ -112,23 +108,3 @@ def with_new_head(trained: CharacterCNN, num_classes: int, seed: int | None = No
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def layer_table(model: CharacterCNN, image_size: int = 28) -> list[dict]:
-    """One row per leaf layer: name, kind, output shape for one image, parameter count."""
-    rows, hooks = [], []
-    for name, module in model.named_modules():
-        if not list(module.children()):
-            def record(module, inputs, output, name=name):
-                rows.append({"layer": name, "kind": type(module).__name__, "output": tuple(output.shape[1:]),
-                             "parameters": parameter_count(module)})
-            hooks.append(module.register_forward_hook(record))
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        geometry = torch.zeros(1, model.config.geometry_features) if model.config.geometry_features else None
-        model(torch.zeros(1, 1, image_size, image_size), geometry)
-    model.train(was_training)
-    for hook in hooks:
-        hook.remove()
-    return rows

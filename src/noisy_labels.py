@@ -14,7 +14,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .analysis import count_matrix
 
 
 def complementary_loss(logits: torch.Tensor, complementary_labels: torch.Tensor) -> torch.Tensor:
@@ -43,7 +42,8 @@ def estimate_transition_matrix(inferred_digits: torch.Tensor, folder_labels: tor
                                num_classes: int = 10) -> torch.Tensor:
     """T[i, j] = share of the images inferred to be digit i that sit in folder j (rows without images: uniform).
     Use it on images the inferring network did not train on: its own training folders are memorised."""
-    counts = count_matrix(inferred_digits, folder_labels, num_classes).float()
+    index = inferred_digits.cpu().long() * num_classes + folder_labels.cpu().long()
+    counts = torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes).float()
     totals = counts.sum(dim=1, keepdim=True)
     return torch.where(totals > 0, counts / totals.clamp(min=1), torch.full_like(counts, 1 / num_classes))
 

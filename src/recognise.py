@@ -1,26 +1,28 @@
-"""One drawing through Task 1's network: image bytes -> the 28x28 input it sees -> its five likeliest characters.
+"""One drawing through a saved network: image bytes -> the input it sees -> its five likeliest characters.
 
-The notebook's "try it yourself" cell feeds it a drawing from a canvas or a photo; everything but the canvas lives
-here so it is tested. A lone drawing has no writer to measure its size against, so its ink box is compared with the
-training set's median character on a canvas of the same shape: draw a lowercase letter small and a capital large,
-as trainPart1's writers did. Whether size decided a case pair is shown by asking the network again with the same
-shape drawn at the other case's typical size.
+The notebook's "try it yourself" cell and `python -m src recognise` feed it a drawing from a canvas, a photo or a
+file; everything but the canvas lives here so it is tested. A lone drawing has no writer to measure its size
+against, so its ink box is compared with the training set's median character on a canvas of the same shape: draw a
+lowercase letter small and a capital large, as trainPart1's writers did. Whether size decided a case pair is shown by
+asking the network again with the same shape drawn 1.5x larger and smaller.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from .classes import CLASS_CHARACTERS
-from .files import decode_grayscale
-from .preprocess import geometry_inputs, to_mnist_convention
+from .data.classes import CLASS_CHARACTERS
+from .data.files import decode_grayscale
+from .data.preprocess import prepare
+from .evaluate import read_characters, reader_of
 
 
 @dataclass
 class Reading:
-    image: torch.Tensor                 # [28, 28] what the network sees
+    image: torch.Tensor                 # [H, W] what the network sees
     top5: list[tuple[str, float]]       # (character, probability), likeliest first
     relative_log_height: float          # the ink box's log height minus the training set's median
     case_note: str                      # for a case pair among the top two: how size decided, else ""
@@ -43,28 +45,30 @@ def _probabilities(model, image: torch.Tensor, geometry: torch.Tensor | None, te
 
 
 def recognise(payload: bytes, model, metadata: dict, name: str = "drawing") -> Reading:
-    """The network's reading of one drawing (PNG or JPEG bytes, any size, dark ink on light paper or the reverse)."""
-    luminance = stretch_contrast(decode_grayscale(payload, name))
-    image, box = to_mnist_convention(luminance, name, metadata.get("preprocessing") == "mnist_thinned")
-    absolute = torch.tensor([box.geometry()])
-    reference = metadata.get("geometry_reference", [float(absolute[0, 0]), 0.0, 0.0])
-    geometry = geometry_inputs(absolute, torch.tensor([-1]), metadata.get("geometry", "none"), reference,
-                               case_offsets=metadata.get("case_height_offsets"))
-    if not model.config.geometry_features:
-        geometry = None
-    temperature = metadata.get("temperature", 1.0)
-    probabilities = _probabilities(model, image, geometry, temperature)
-    best = probabilities.topk(5)
-    top5 = [(CLASS_CHARACTERS[i], float(p)) for p, i in zip(best.values.tolist(), best.indices.tolist())]
-    relative = float(absolute[0, 0] - reference[0])
-    return Reading(image, top5, relative, _case_note(model, image, geometry, temperature, top5, relative))
+    """The network's reading of one drawing (PNG or JPEG bytes, any size, dark ink on light paper or the reverse),
+    prepared exactly as the network's training drawings were (`evaluate.read_characters`)."""
+    reader = reader_of(model, metadata)
+    image, box = prepare(stretch_contrast(decode_grayscale(payload, name)), reader["preprocessing"], name)
+    drawing = SimpleNamespace(images=image[None, None], labels=torch.zeros(1, dtype=torch.long),
+                              geometry=torch.tensor([box.geometry()]), writers=torch.tensor([-1]))
+    inputs = read_characters(drawing, reader)
+    probabilities = _probabilities(model, image, inputs.geometry, reader["temperature"])
+    classes = metadata.get("classes") or CLASS_CHARACTERS
+    best = probabilities.topk(min(5, len(probabilities)))
+    top5 = [(classes[i], float(p)) for p, i in zip(best.values.tolist(), best.indices.tolist())]
+    reference = reader["training_set"] or [float(drawing.geometry[0, 0])]
+    relative = float(drawing.geometry[0, 0] - reference[0])
+    return Reading(image, top5, relative, _case_note(model, image, inputs.geometry, reader["temperature"], top5,
+                                                     relative, classes))
 
 
-def _case_note(model, image, geometry, temperature, top5, relative_log_height) -> str:
+def _case_note(model, image, geometry, temperature, top5, relative_log_height, classes) -> str:
     """If the two likeliest characters are one letter's two cases, redraw the same shape 1.5x larger and 1.5x
     smaller (log height +-0.4) and say what the network would have read then."""
+    if len(top5) < 2 or geometry is None:
+        return ""
     (first, _), (second, _) = top5[:2]
-    if first.lower() != second.lower() or first == second or geometry is None:
+    if first.lower() != second.lower() or first == second:
         return ""
     upper, lower = first.upper(), first.lower()
     lines = [f"'{upper}' and '{lower}' differ mainly in size; this drawing is {np.exp(relative_log_height):.2f}x "
@@ -72,10 +76,8 @@ def _case_note(model, image, geometry, temperature, top5, relative_log_height) -
     for factor, shift in (("1.5x larger", 0.4), ("1.5x smaller", -0.4)):
         moved = geometry.clone()
         moved[:, :2] += shift
-        moved[:, 4:6] += shift  # heights against the size levels, where the network has them
         probabilities = _probabilities(model, image, moved, temperature)
-        p_upper = float(probabilities[CLASS_CHARACTERS.index(upper)])
-        p_lower = float(probabilities[CLASS_CHARACTERS.index(lower)])
+        p_upper, p_lower = float(probabilities[classes.index(upper)]), float(probabilities[classes.index(lower)])
         lines.append(f"drawn {factor}: P('{upper}') = {p_upper:.2f}, P('{lower}') = {p_lower:.2f}")
     return "\n".join(lines)
 

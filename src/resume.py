@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from .checkpoints import cpu_state_dict, plain
-from .files import atomic_write_bytes, sha256_of_source
+from .data.files import atomic_write_bytes, sha256_of_source
 from .model import ModelConfig, build_model
-from .runs import project_relative
+from .settings import project_relative
 from .train import TrainConfig, TrainResult
 
 

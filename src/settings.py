@@ -1,8 +1,8 @@
-"""Where a run's outputs go, which budget, device and precision it runs with, and how it describes itself.
+"""Where a run reads and writes, which budget, device and precision it runs with, and the line that says so.
 
-PLAYMNIST_BUDGET (never a code edit) picks the budget: `full` makes the committed outputs; `quick` proves every
-cell runs in minutes on 2 CPU cores and writes under `checkpoints/quick/` and `results/quick/` (ignored by git),
-so a smoke test never overwrites the committed ones.
+The floor every other module stands on (it imports nothing of this package). PLAYMNIST_BUDGET picks the budget, never
+a code edit: `full` makes the committed outputs; `quick` proves every cell runs in minutes on 2 CPU cores and writes
+under `checkpoints/quick/` and `results/quick/` (ignored by git), so a smoke run never overwrites the committed ones.
 """
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .files import PROJECT_ROOT, atomic_write_bytes
-
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the repository; every published path is relative to it
 BUDGETS = ("quick", "full")
 
 
@@ -28,8 +27,8 @@ def current_budget(budget: str | None = None) -> str:
 
 
 def standin_allowed(budget: str | None = None) -> bool:
-    """The rule for every environment: the `full` budget trains only on real data unless the user
-    opts in with PLAYMNIST_ALLOW_STANDIN=1; the quick (smoke) budget may use a stand-in."""
+    """The full budget trains only on real data unless the user opts in with PLAYMNIST_ALLOW_STANDIN=1; the quick
+    (smoke) budget may use a stand-in."""
     return os.environ.get("PLAYMNIST_ALLOW_STANDIN") == "1" or current_budget(budget) == "quick"
 
 
@@ -38,21 +37,17 @@ def on_colab() -> bool:
 
 
 def progress_enabled() -> bool:
-    """The one switch for progress bars: PLAYMNIST_PROGRESS=0/1 when set (headless runs set 0 so the
-    committed notebooks stay small), otherwise on in Jupyter/Colab kernels and terminals."""
+    """The one switch for progress bars: PLAYMNIST_PROGRESS=0/1 when set (headless runs set 0 so the committed
+    notebooks stay small), otherwise on in Jupyter/Colab kernels and terminals."""
     if "PLAYMNIST_PROGRESS" in os.environ:
         return os.environ["PLAYMNIST_PROGRESS"] == "1"
     return "ipykernel" in sys.modules or sys.stderr.isatty()
 
 
-def project_relative(path: str | Path) -> str:
-    """A path as we publish it: relative to the repository root, or only its name when it lies
-    outside (the data record adds its sha256), so no machine's folders appear in outputs."""
-    path = Path(path)
-    try:
-        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
-    except ValueError:
-        return path.name
+# ----------------------------------------------------------------------------- paths
+
+def data_dir() -> Path:
+    return Path(os.environ.get("PLAYMNIST_DATA_DIR", PROJECT_ROOT / "data"))
 
 
 def checkpoint_dir(budget: str) -> Path:
@@ -65,7 +60,18 @@ def results_dir(budget: str) -> Path:
     return root if budget == "full" else root / "quick"
 
 
+def project_relative(path: str | Path) -> str:
+    """A path as we publish it: relative to the repository root, or only its name when it lies outside (the data
+    record adds its sha256), so no machine's folders appear in outputs."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return path.name
+
+
 def save_results(name: str, budget: str, content: dict) -> Path:
+    from .data.files import atomic_write_bytes  # the one careful writer
     path = results_dir(budget) / f"{name}.json"
     atomic_write_bytes(path, (json.dumps(content, indent=1, default=_jsonable) + "\n").encode())
     return path
@@ -86,21 +92,15 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def headline(rows: list[tuple[str, str]], machine: str, task: str, budget: str) -> list[dict]:
-    """The README's rows of a task: each (what, value) with the command and the machine behind it."""
-    command = f"make reproduce  # {task}.ipynb" if budget == "full" else "PLAYMNIST_BUDGET=quick ..."
-    return [{"what": what, "value": value, "command": command, "machine": machine} for what, value in rows]
-
-
-# ----------------------------------------------------------------------------- device and precision
+# ----------------------------------------------------------------------------- device, precision, provenance
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def training_precision(device: torch.device | str) -> str:
-    """"bfloat16" where the GPU has bf16 tensor cores (Ampere and newer, compute capability >= 8.0),
-    "float16" on older GPUs (T4, P100: bf16 there is emulated or missing), "float32" on the CPU."""
+    """"bfloat16" where the GPU has bf16 tensor cores (compute capability >= 8.0), "float16" on older GPUs (T4,
+    P100: bf16 there is emulated or missing), "float32" on the CPU."""
     device = torch.device(device)
     if device.type != "cuda":
         return "float32"
@@ -121,8 +121,8 @@ def device_name(device: torch.device | str | None = None) -> str:
 
 
 def git_commit() -> str:
-    """HEAD of the repository, marked when src/ has uncommitted changes. A copy of the tree whose
-    .git is missing or not its own (a lent GPU machine) names its commit in PLAYMNIST_GIT_COMMIT."""
+    """HEAD of the repository, marked when src/ has uncommitted changes. A copy of the tree whose .git is missing or
+    not its own (a GPU machine) names its commit in PLAYMNIST_GIT_COMMIT."""
     if os.environ.get("PLAYMNIST_GIT_COMMIT"):
         return os.environ["PLAYMNIST_GIT_COMMIT"]
 
@@ -138,9 +138,10 @@ def git_commit() -> str:
 
 
 def banner(budget: str, sources: list) -> str:
-    """The one line every notebook prints first: budget, device, precision, the code's commit, and the data."""
+    """The line every notebook prints first: budget, device, precision, the code's commit, and the data."""
     device, commit = default_device(), git_commit()
     commit = commit[:7] + (" with uncommitted changes to src/" if "uncommitted" in commit else "")
+    smoke = " (a smoke run: its numbers differ from the committed outputs and the prose)" if budget == "quick" else ""
     data = "; ".join(source.describe() for source in sources)
-    return (f"Budget: {budget} | Device: {device.type} ({device_name(device)}) | Precision: "
+    return (f"Budget: {budget}{smoke} | Device: {device.type} ({device_name(device)}) | Precision: "
             f"{training_precision(device)} | Commit: {commit} | Data: {data}")

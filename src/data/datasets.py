@@ -1,8 +1,8 @@
 """One loader per hand-made dataset: trainPart1 and testPart1 (Task 1), mnistTask3 (Task 3); MNIST is in `mnist.py`.
 
-Each loader finds its zip or folder (`sources.find_dataset`; a labelled stand-in from `standins.py`
-where no real copy exists and the budget allows), checks the layout file by file (a name that does
-not fit is an error naming it), decodes and preprocesses every image once, and caches the tensors.
+Each loader finds its zip or folder (`sources.find_dataset`; a labelled stand-in from `standins.py` where no real copy
+exists and the budget allows), checks the layout file by file (a name that does not fit is an error naming it),
+decodes and preprocesses every image once, and caches the tensors.
 """
 from __future__ import annotations
 
@@ -17,13 +17,9 @@ from . import preprocess, standins
 from .classes import CLASS_CHARACTERS
 from .files import IMAGE_SUFFIXES, DataError, SourceListing, decode_grayscale, list_source, sha256_of_source
 from .mnist import load_mnist
-from .rebuild import rebuild_from_englishhnd, rebuild_mnisttask3
-from .sources import DataSource, cached, data_dir, decode_all, find_dataset, record
-
-TRAINPART1_URL = "https://www.dropbox.com/s/pan6mutc5xj5kj0/trainPart1.zip?dl=1"
-MNISTTASK3_URL = "https://www.dropbox.com/s/otc12z2w7f7xm8z/mnistTask3.zip?dl=1"
-# MNIST's convention; the same with thick strokes thinned to MNIST's width; the public solutions' plain 32x32 resize
-PREPROCESSINGS = ("mnist", "mnist_thinned", "resize32")
+from .preprocess import PREPROCESSINGS
+from .rebuild import is_the_assignments, rebuild_from_englishhnd, rebuild_mnisttask3
+from .sources import STANDIN, DataSource, cached, decode_all, find_dataset, record
 
 SAMPLE_FOLDER = re.compile(r"^Sample(\d{3})$")
 SAMPLE_FILE = re.compile(r"^img(\d{3})-(\d{3})\.png$", re.IGNORECASE)
@@ -70,13 +66,24 @@ class NoisyDigits:
     source: DataSource
 
 
-# ----------------------------------------------------------------------------- trainPart1
+def _layout_problems(source: Path, found: list[tuple[str, object]]) -> None:
+    problems = [problem for problem, present in found if present]
+    if problems:
+        raise DataError(f"{source}: " + "; ".join(problems))
+
+
+def _top_level_files(names: list[str]) -> list[str]:
+    return [name for name in names if "/" not in name]
+
+
+# ----------------------------------------------------------------------------- trainPart1 and testPart1
 
 def parse_trainpart1_layout(names: list[str], source: Path, require_all_classes: bool = True):
     """Map relative file names to (class index, writer); any name that does not fit is an error.
     Returns ({name: (label, writer)}, the characters of absent classes)."""
     entries, bad_folders, not_images, mismatched = {}, set(), [], []
-    for name in names:
+    loose = _top_level_files(names)
+    for name in [name for name in names if name not in loose]:
         path = PurePosixPath(name)
         if path.suffix.lower() != ".png":
             not_images.append(name)
@@ -91,24 +98,16 @@ def parse_trainpart1_layout(names: list[str], source: Path, require_all_classes:
             mismatched.append(name)
             continue
         entries[name] = (label, int(file_match.group(2)) if file_match else -1)
-    seen = {label for label, _ in entries.values()}
-    missing = [character for i, character in enumerate(CLASS_CHARACTERS) if i not in seen]
-    problems = [problem for problem, found in [
+    missing = [character for i, character in enumerate(CLASS_CHARACTERS) if i not in {l for l, _ in entries.values()}]
+    _layout_problems(source, [
+        (f"file(s) at the top level, outside any SampleNNN folder: {loose[:10]}", loose),
         (f"unexpected folder name(s) {sorted(bad_folders)[:10]} (expected SampleNNN, NNN = 001..062)", bad_folders),
         (f"non-image file(s) {not_images[:10]} (expected .png)", not_images),
         (f"file(s) whose imgNNN disagrees with their SampleNNN folder: {mismatched[:10]}", mismatched),
         ("no images in the trainPart1 layout (train/SampleNNN/imgNNN-MMM.png)", not names),
         (f"missing or empty class folder(s) for {missing} (Sample numbers "
-         f"{[CLASS_CHARACTERS.index(c) + 1 for c in missing]})", require_all_classes and missing and entries),
-    ] if found]
-    if problems:
-        raise DataError(f"{source}: " + "; ".join(problems))
+         f"{[CLASS_CHARACTERS.index(c) + 1 for c in missing]})", require_all_classes and missing and entries)])
     return entries, missing
-
-
-def _find_empty_folders(listing: SourceListing) -> list[str]:
-    """SampleNNN folders that exist but hold no file (a zip lists them as entries ending in '/')."""
-    return [f for f in listing.empty_folders if SAMPLE_FOLDER.match(PurePosixPath(f).name)]
 
 
 def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: bool = False,
@@ -118,30 +117,28 @@ def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: boo
     source's listing where the caller already has it (one look at an archive, handed on)."""
     source = Path(source)
     listing = listing or list_source(source)
-    names, read = listing.names, listing.read
-    empty = _find_empty_folders(listing)
+    empty = [folder for folder in listing.empty_folders if SAMPLE_FOLDER.match(PurePosixPath(folder).name)]
     if empty:
         raise DataError(f"{source}: empty class folder(s) {empty[:10]}")
-    entries, missing = parse_trainpart1_layout(names, source, require_all_classes)
-    source_hash = sha256_of_source(source)
+    entries, missing = parse_trainpart1_layout(listing.names, source, require_all_classes)
     if preprocessing not in PREPROCESSINGS:
         raise ValueError(f"unknown preprocessing {preprocessing!r} (use one of {PREPROCESSINGS})")
+    source_hash = sha256_of_source(source)
 
     def build() -> dict:  # every preprocessing from one decoding (decoding is the cost)
-        def transform(luminance, name):
-            image, box = preprocess.to_mnist_convention(luminance, f"{source}: {name}")
-            thinned, _ = preprocess.to_mnist_convention(luminance, f"{source}: {name}", thin_thick_strokes=True)
-            return {"mnist": image, "mnist_thinned": thinned, "resize32": preprocess.plain_resize(luminance, 32)}, box
+        def transform(luminance, file):
+            prepared = {variant: preprocess.prepare(luminance, variant, f"{source}: {file}") for variant in PREPROCESSINGS}
+            return {variant: image for variant, (image, _) in prepared.items()}, prepared["mnist"][1]
 
-        kept, skipped = decode_all(source, list(entries), read, transform, skip_bad)
+        kept, skipped = decode_all(source, list(entries), listing.read, transform, skip_bad)
         return {
             **{f"images_{variant}": torch.stack([images[variant] for _, (images, _) in kept])[:, None].contiguous()
                for variant in PREPROCESSINGS},
-            "labels": torch.tensor([entries[name][0] for name, _ in kept]),
-            "writers": torch.tensor([entries[name][1] for name, _ in kept]),
+            "labels": torch.tensor([entries[file][0] for file, _ in kept]),
+            "writers": torch.tensor([entries[file][1] for file, _ in kept]),
             "geometry": torch.tensor([box.geometry() for _, (_, box) in kept], dtype=torch.float32),
             "ink_boxes": torch.tensor([box for _, (_, box) in kept]),
-            "files": [name for name, _ in kept],
+            "files": [file for file, _ in kept],
             "skipped": skipped,
         }
 
@@ -152,48 +149,26 @@ def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: boo
                            content["ink_boxes"], content["writers"], list(content["files"]), found, preprocessing)
 
 
-def _build_chars74k_standins(train_target: Path | None = None, test_target: Path | None = None) -> None:
-    """Both Task 1 stand-ins at once (one set of writers, split 40/15 per class like the real pair)."""
-    standins.write_chars74k_standins(train_target or data_dir() / "trainPart1-standin.zip",
-                                     test_target or data_dir() / "testPart1-standin.zip", seed=0)
-
-
-# The two character sets of Task 1 share a layout, a stand-in builder and a rebuild route; only trainPart1 has an
-# online route of its own. {name: (its URL or None, the stand-in builder's keyword for it)}
-CHARACTER_SETS = {"trainPart1": (TRAINPART1_URL, "train_target"), "testPart1": (None, "test_target")}
-
-
 def find_character_set(name: str, path: str | Path | None = None, allow_download: bool = True,
                        allow_standin: bool | None = None) -> tuple[Path, str, str]:
     """trainPart1.zip or testPart1.zip (the test set the assignment released later, `test/SampleNNN/imgNNN-MMM.png`),
-    found in `find_dataset`'s order of routes."""
-    url, standin_keyword = CHARACTER_SETS[name]
-    return find_dataset(name, path, url, parse_trainpart1_layout,
-                        lambda target: _build_chars74k_standins(**{standin_keyword: target}),
-                        "synthetic stand-in", allow_download, allow_standin,
-                        rebuild=partial(rebuild_from_englishhnd, name))
-
-
-def find_trainpart1(path: str | Path | None = None, allow_download: bool = True, allow_standin: bool | None = None):
-    return find_character_set("trainPart1", path, allow_download, allow_standin)
-
-
-def find_testpart1(path: str | Path | None = None, allow_download: bool = True, allow_standin: bool | None = None):
-    return find_character_set("testPart1", path, allow_download, allow_standin)
+    found in `find_dataset`'s order of routes (they have no stand-in)."""
+    return find_dataset(name, path, None, "", allow_download, allow_standin,
+                        rebuild=partial(rebuild_from_englishhnd, name), verify=partial(is_the_assignments, name))
 
 
 def load_trainpart1(path: str | Path | None = None, *, preprocessing: str = "mnist", skip_bad: bool = False,
                     allow_download: bool = True, allow_standin: bool | None = None) -> CharacterImages:
-    """The Task 1 training set, found by `find_trainpart1`'s order, preprocessed and cached."""
-    location, route, kind = find_trainpart1(path, allow_download, allow_standin)
+    """The Task 1 training set, found by `find_character_set`'s order, preprocessed and cached."""
+    location, route, kind = find_character_set("trainPart1", path, allow_download, allow_standin)
     return read_trainpart1(location, preprocessing=preprocessing, skip_bad=skip_bad, kind=kind, route=route)
 
 
 def load_testpart1(path: str | Path | None = None, *, preprocessing: str = "mnist", skip_bad: bool = False,
                    allow_download: bool = True, allow_standin: bool | None = None) -> CharacterImages:
-    """Task 1's test set, found by `find_testpart1`'s order: the same writers as trainPart1, the other 15 drawings
-    of each class. Only ever measured, never used to choose anything."""
-    location, route, kind = find_testpart1(path, allow_download, allow_standin)
+    """Task 1's test set: the same writers as trainPart1, the other 15 drawings of each class. Only ever measured,
+    never used to choose anything."""
+    location, route, kind = find_character_set("testPart1", path, allow_download, allow_standin)
     return read_trainpart1(location, preprocessing=preprocessing, skip_bad=skip_bad, kind=kind, route=route,
                            name="testPart1")
 
@@ -203,7 +178,8 @@ def load_testpart1(path: str | Path | None = None, *, preprocessing: str = "mnis
 def parse_mnisttask3_layout(names: list[str], source: Path) -> dict[str, tuple[int, int]]:
     """{name: (folder digit, NNNNNN of image_NNNNNN.jpg or -1)}; any name that does not fit is an error."""
     entries, bad_folders, not_images = {}, set(), []
-    for name in names:
+    loose = _top_level_files(names)
+    for name in [name for name in names if name not in loose]:
         path = PurePosixPath(name)
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             not_images.append(name)
@@ -213,13 +189,11 @@ def parse_mnisttask3_layout(names: list[str], source: Path) -> dict[str, tuple[i
             match = TASK3_FILE.match(path.name)
             entries[name] = (int(path.parent.name), int(match.group(1)) if match else -1)
     missing = sorted(set(range(10)) - {label for label, _ in entries.values()})
-    problems = [problem for problem, found in [
+    _layout_problems(source, [
+        (f"file(s) at the top level, outside the digit folders: {loose[:10]}", loose),
         (f"unexpected folder name(s) {sorted(bad_folders)[:10]} (expected mnistTask/0 .. mnistTask/9)", bad_folders),
         (f"non-image file(s) {not_images[:10]}", not_images),
-        (f"missing or empty digit folder(s) {missing}", missing and not bad_folders and not not_images),
-    ] if found]
-    if problems:
-        raise DataError(f"{source}: " + "; ".join(problems))
+        (f"missing or empty digit folder(s) {missing}", missing and not bad_folders and not not_images)])
     return entries
 
 
@@ -228,23 +202,19 @@ def read_mnisttask3(source: Path, *, skip_bad: bool = False, kind: str = "real",
     """Decode a zip or folder in mnistTask3's layout (cached by content hash); `listing` as in `read_trainpart1`."""
     source = Path(source)
     listing = listing or list_source(source)
-    names, read = listing.names, listing.read
-    entries = parse_mnisttask3_layout(names, source)
+    entries = parse_mnisttask3_layout(listing.names, source)
     source_hash = sha256_of_source(source)
 
     def build() -> dict:
-        def transform(luminance, name):
+        def transform(luminance, file):
             if luminance.shape != (28, 28):
-                raise DataError(f"{source}: {name} is {luminance.shape[1]}x{luminance.shape[0]}, expected 28x28")
+                raise DataError(f"{source}: {file} is {luminance.shape[1]}x{luminance.shape[0]}, expected 28x28")
             return torch.from_numpy(luminance)
 
-        kept, skipped = decode_all(source, list(entries), read, transform, skip_bad)
-        return {
-            "images": torch.stack([image for _, image in kept])[:, None].contiguous(),
-            "folder_labels": torch.tensor([entries[name][0] for name, _ in kept]),
-            "file_indices": torch.tensor([entries[name][1] for name, _ in kept]),
-            "skipped": skipped,
-        }
+        kept, skipped = decode_all(source, list(entries), listing.read, transform, skip_bad)
+        return {"images": torch.stack([image for _, image in kept])[:, None].contiguous(),
+                "folder_labels": torch.tensor([entries[file][0] for file, _ in kept]),
+                "file_indices": torch.tensor([entries[file][1] for file, _ in kept]), "skipped": skipped}
 
     content = cached("mnisttask3", source_hash, "28", preprocess.PREPROCESSING_VERSION, build)
     found = record("mnistTask3", kind, source, route, source_hash, len(content["folder_labels"]), note,
@@ -252,22 +222,16 @@ def read_mnisttask3(source: Path, *, skip_bad: bool = False, kind: str = "real",
     return NoisyDigits(content["images"], content["folder_labels"], content["file_indices"], found)
 
 
-def find_mnisttask3(path: str | Path | None = None, allow_download: bool = True,
-                    allow_standin: bool | None = None) -> tuple[Path, str, str]:
-    return find_dataset("mnistTask3", path, MNISTTASK3_URL, parse_mnisttask3_layout, _build_mnisttask3_standin,
-                        "stand-in built from the MNIST training images", allow_download, allow_standin,
-                        rebuild=rebuild_mnisttask3)
-
-
 def load_mnisttask3(path: str | Path | None = None, *, skip_bad: bool = False, allow_download: bool = True,
                     allow_standin: bool | None = None) -> NoisyDigits:
     """The Task 3 training set: images, the folder each sits in, and its file number."""
-    location, route, kind = find_mnisttask3(path, allow_download, allow_standin)
+    def build_standin(target: Path) -> None:
+        images, labels, _ = load_mnist("train")
+        standins.write_mnisttask3_standin(target, images, labels, seed=0)
+    location, route, kind = find_dataset("mnistTask3", path, build_standin,
+                                         "stand-in built from the MNIST training images", allow_download,
+                                         allow_standin, rebuild=rebuild_mnisttask3,
+                                         verify=partial(is_the_assignments, "mnistTask3"))
     note = (f"labels follow the guide's description: true folder with probability "
-            f"{standins.TRUE_FOLDER_PROBABILITY}, else uniform over the other nine") if kind == "stand-in" else ""
+            f"{standins.TRUE_FOLDER_PROBABILITY}, else uniform over the other nine") if kind == STANDIN else ""
     return read_mnisttask3(location, skip_bad=skip_bad, kind=kind, route=route, note=note)
-
-
-def _build_mnisttask3_standin(target: Path) -> None:
-    images, labels, _ = load_mnist("train")
-    standins.write_mnisttask3_standin(target, images, labels, seed=0)

@@ -37,7 +37,6 @@ MAX_ZIP_UNCOMPRESSED_BYTES = 2 * 1024**3  # the datasets here are < 100 MB unpac
 MAX_DOWNLOAD_BYTES = 1024**3  # the largest archive fetched here is tens of MB
 OS_ARTEFACTS = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", "._")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the repository; every published path is relative to it
 UMASK = os.umask(0)  # reading the umask means setting it: done once, at import, before any threads
 os.umask(UMASK)
 
@@ -236,13 +235,6 @@ def list_source(source: Path) -> SourceListing:
     holding_files = {parent.as_posix() for n in names for parent in PurePosixPath(n).parents}
     empty = sorted(f for f in folders if f not in holding_files and not _is_artefact(f))
     return SourceListing(source, names, empty, read)
-
-
-def list_source_files(source: Path) -> tuple[list[str], Callable[[str], bytes]]:
-    """Relative file names in a zip or folder (OS artefacts removed with a warning) and a reader
-    `read(name) -> bytes`. Zips are never extracted to disk."""
-    listing = list_source(source)
-    return listing.names, listing.read
 
 
 def decode_grayscale(payload: bytes, name: str) -> np.ndarray:

@@ -37,10 +37,10 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from .files import DataError, atomic_write_bytes, download, read_checked_tar, sha256_of_source
+from ..settings import data_dir, progress_enabled, project_relative
+from .files import DataError, atomic_write_bytes, download, list_source, read_checked_tar, sha256_of_source, tqdm
 from .mnist import load_mnist_uint8
-from .runs import progress_enabled, project_relative
-from .sources import REBUILT_DIFFERS, NotTheRealData, data_dir
+from .sources import REAL, REBUILT_DIFFERS, NotTheRealData, say
 
 CHARS74K_URL = "http://www.ee.surrey.ac.uk/CVSSP/demos/chars74k/EnglishHnd.tgz"  # the dataset's home
 CHARS74K_URL_VARIABLE = "PLAYMNIST_CHARS74K_URL"  # another copy of the same archive (a mirror, a local server)
@@ -53,6 +53,10 @@ MNISTTASK3_TABLE = TABLES / "mnisttask3.txt.gz"
 DIGEST_HEX_DIGITS = 8
 ZIP_DATE = (2021, 3, 31, 0, 0, 0)  # one fixed timestamp (the assignment's date, as in the team's trainPart1.zip)
 SHOWN_DIFFERENCES = 10
+# The assignment's archives as the team holds them (shared/data/*.sha256): a file with this sha256 is the real one.
+ASSIGNMENT_SHA256 = {"trainPart1": "a2b546b471dc1c64fd1675687e2a2091bb44b03e35e8aada25f2337f9fcfeff9",
+                     "testPart1": "7663f701b8ae5354d6a4586e12c50c2948d937ee89de174db78f406772fdd22e",
+                     "mnistTask3": "35bf501ccc3e7f91de853be0e794567c04917f725f86a585076b40f7e0da69b3"}
 
 
 # ----------------------------------------------------------------------------- tables
@@ -78,6 +82,33 @@ def mnisttask3_table() -> tuple[list[int], list[str]]:
     """(folders, digests): for each MNIST training index, mnistTask3's folder of that image and its digest."""
     rows = _table_rows(MNISTTASK3_TABLE)
     return [int(folder) for folder, _ in rows], [digest for _, digest in rows]
+
+
+def expected_digests(name: str) -> dict[str, str]:
+    """{file name in the real archive: its digest} for trainPart1, testPart1 or mnistTask3."""
+    if name == "mnistTask3":
+        folders, digests = mnisttask3_table()
+        return {f"mnistTask/{folder}/image_{index:06d}.jpg": digest
+                for index, (folder, digest) in enumerate(zip(folders, digests))}
+    folder = SPLIT_FOLDERS[name]
+    return {f"{folder}/{image}": digest for image, (split, digest) in englishhnd_table().items() if split == folder}
+
+
+def is_the_assignments(name: str, path: Path) -> bool:
+    """Whether `path` holds the assignment's `name`: its zip byte for byte, or (an extracted folder, a zip made
+    again) every image the real archive has, each with the real file's digest. Names are matched on their last two
+    parts (`SampleNNN/imgNNN-MMM.png`, `<folder>/image_NNNNNN.jpg`), so a wrapping folder does not matter."""
+    path = Path(path)
+    if path.is_file() and sha256_of_source(path) == ASSIGNMENT_SHA256[name]:
+        return True
+    expected = {"/".join(file.split("/")[-2:]): digest for file, digest in expected_digests(name).items()}
+    try:
+        listing = list_source(path)
+    except DataError:
+        return False
+    found = {"/".join(file.split("/")[-2:]): file for file in listing.names}
+    return found.keys() == expected.keys() and all(short_digest(listing.read(found[key])) == digest
+                                                   for key, digest in expected.items())
 
 
 # ----------------------------------------------------------------------------- building and judging
@@ -106,7 +137,7 @@ def judge(name: str, entries: dict[str, bytes], expected: dict[str, str], origin
     differing = [file for file in sorted(expected)
                  if file not in entries or short_digest(entries[file]) != expected[file]]
     if not differing:
-        return f"rebuilt from {origin}; all {len(expected):,} images match the real archive's SHA-256 digests", "real"
+        return f"rebuilt from {origin}; all {len(expected):,} images match the real archive's SHA-256 digests", REAL
     missing = sum(file not in entries for file in differing)
     shown = ", ".join(differing[:SHOWN_DIFFERENCES]) + (" ..." if len(differing) > SHOWN_DIFFERENCES else "")
     summary = (f"{len(differing):,} of {len(expected):,} images differ from the real archive's SHA-256 digests"
@@ -122,9 +153,9 @@ def judge(name: str, entries: dict[str, bytes], expected: dict[str, str], origin
 
 def keep(name: str, entries: dict[str, bytes], route: str, kind: str) -> tuple[Path, str, str]:
     """Write a judged rebuild: the real one where every run looks (`data/<name>.zip`), one that differs beside it."""
-    target = data_dir() / (f"{name}.zip" if kind == "real" else f"{name}-rebuilt.zip")
+    target = data_dir() / (f"{name}.zip" if kind == REAL else f"{name}-rebuilt.zip")
     atomic_write_bytes(target, zip_bytes(entries))
-    if kind == "real":
+    if kind == REAL:
         (data_dir() / f"{name}-rebuilt.zip").unlink(missing_ok=True)
     return target, route, kind
 
@@ -146,9 +177,9 @@ def englishhnd_images(archive: Path, shown: str) -> dict[str, bytes]:
 def rebuild_from_englishhnd(name: str, allow_download: bool, allow_differences: bool) -> tuple[Path, str, str]:
     """trainPart1 or testPart1 (`name`) as `data/<name>.zip`, from data/EnglishHnd.tgz, else from a download of it
     ($PLAYMNIST_CHARS74K_URL or the dataset's home), and the committed split table. Returns (path, route, kind)."""
-    folder = SPLIT_FOLDERS[name]
-    expected = {f"{folder}/{image}": digest for image, (split, digest) in englishhnd_table().items() if split == folder}
+    expected = expected_digests(name)
     archive, judged = data_dir() / ENGLISHHND_ARCHIVE, {}
+    say(f"{name}: rebuilding from Chars74K's {ENGLISHHND_ARCHIVE} and the assignment's split ...")
 
     def build(path: Path, shown: str, where_to_delete: str = "") -> None:
         images = englishhnd_images(path, shown)
@@ -183,11 +214,14 @@ def rebuild_mnisttask3(allow_download: bool, allow_differences: bool) -> tuple[P
     folder table. MNIST's labels are not read into the rebuild: the folders come from the table alone."""
     images, _, mnist_source = load_mnist_uint8("train", allow_download)
     folders, digests = mnisttask3_table()
+    say("mnistTask3: rebuilding from MNIST's 60,000 training images and the committed folder table ...")
     if len(images) != len(folders):
         raise DataError(f"MNIST's training set here has {len(images):,} images; {project_relative(MNISTTASK3_TABLE)} "
                         f"places {len(folders):,}, so this is not the MNIST the real archive was made from")
     names = [f"mnistTask/{folder}/image_{index:06d}.jpg" for index, folder in enumerate(folders)]
-    entries = {file: jpeg_bytes(image) for file, image in zip(names, images.numpy())}
+    entries = {file: jpeg_bytes(image) for file, image in tqdm(zip(names, images.numpy()), total=len(names),
+                                                                   desc="JPEG-encoding", disable=not progress_enabled(),
+                                                                   leave=False)}
     origin = (f"MNIST's training images ({mnist_source.route}), as JPEGs by Pillow {PIL.__version__}'s defaults, in "
               f"the real archive's folders ({project_relative(MNISTTASK3_TABLE)})")
     route, kind = judge("mnistTask3", entries, dict(zip(names, digests)), origin, allow_differences)
