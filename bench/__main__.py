@@ -1,14 +1,15 @@
 """`make bench` (`python -m bench [--quick]`): how much faster our MNIST training is than the seed's.
 
-The seed's pipeline (a ResNet on 32x32 images that a DataLoader makes one PIL image at a time) and ours (Task 2's recipe
+The seed's pipeline (a ResNet on 32x32 images that a DataLoader makes one PIL image at a time) and ours (the MNIST recipe
 on tensors) run in one process on one device, interleaved repeat by repeat, so a machine that slows part-way slows both.
 Each figure is a median of repeats, of training time only. `results/bench.json` (results/quick/ with --quick: numbers
 that mean nothing) holds every run; its `rows` are README's Performance table, its `notes` their assumptions.
 """
 import argparse
+import contextlib
+import io
 import math
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -23,15 +24,16 @@ import torch
 
 from bench.seed_pipeline import PILDigits, seed_accuracy_after_budget, seed_throughput, seed_time_to_accuracy
 from src.analysis import first_staying_at_or_above
-from src.datasets import find_trainpart1, load_trainpart1
-from src.files import list_source_files
-from src.mnist import load_mnist
+from src.data.datasets import find_character_set, load_trainpart1
+from src.data.files import DataError, list_source
+from src.data.labelled import LabelledImages
+from src.data.mnist import load_mnist
+from src.data.sources import LABELS, REAL, REBUILT_DIFFERS, STANDIN
+from src.data.splits import stratified_subset
 from src.model import build_model
-from src.runs import default_device, device_name, project_relative, save_results
-from src.sources import data_dir
-from src.splits import stratified_subset
-from src.task2 import MNIST_RECIPE, MODEL
-from src.train import Evaluation, LabelledImages, train
+from src.recipes import DIGIT_MODEL, MNIST_RECIPE
+from src.settings import default_device, device_name, project_relative, save_results
+from src.train import Evaluation, train
 
 @dataclass(frozen=True)
 class Settings:
@@ -73,10 +75,10 @@ COMPILE_BACKEND = "inductor"                 # GPU only: our steps through torch
 # ----------------------------------------------------------------------------- our measurement
 
 def train_ours(data, test, seed: int, device, epochs: int, evaluate_every_steps: int, compile_backend=None):
-    """The project's own loop with Task 2's recipe and network, from scratch: what the notebooks run."""
+    """The project's own loop with the MNIST recipe and network (src.recipes), from scratch: what the notebooks run."""
     config = replace(MNIST_RECIPE, epochs=epochs, seed=seed, evaluate_every_steps=evaluate_every_steps)
     measured = Evaluation(every_epoch={"test": test}, every_steps={"test": test} if evaluate_every_steps else {})
-    return train(build_model(MODEL, seed=seed), data, config, evaluation=measured, device=device, progress=False,
+    return train(build_model(DIGIT_MODEL, seed=seed), data, config, evaluation=measured, device=device, progress=False,
                  compile_backend=compile_backend)
 
 def our_convergence_run(data, test, seed: int, s: Settings, device, high=False, compile_backend=None) -> dict:
@@ -115,46 +117,57 @@ def our_accuracy_after_budget(data, test, seed: int, s: Settings, device, images
 
 def write_cut(source: Path, files_per_class: int, target: Path) -> Path:
     """A trainPart1-layout zip of the first `files_per_class` images of each class folder (--quick)."""
-    names, read = list_source_files(source)
-    kept = Counter()
+    listing, kept = list_source(source), Counter()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
-        for name in names:
+        for name in listing.names:
             if kept[PurePosixPath(name).parent] < files_per_class:
                 kept[PurePosixPath(name).parent] += 1
-                archive.writestr(name, read(name))
+                archive.writestr(name, listing.read(name))
     return target
 
-def time_trainpart1_preparation(source: Path | None = None, files_per_class: int | None = None) -> dict:
-    """The first load runs with PLAYMNIST_DATA_DIR on an empty folder, so it is a true cache miss and the project's
-    own data/cache is untouched; no downloads: this times preparation, not a network."""
-    location, route, kind = find_trainpart1(source, allow_download=False)
+def locate_trainpart1(source: Path | None = None) -> tuple[Path, str, str]:
+    """(path, route, kind) of trainPart1 by the project's lookup order, without downloads: a rebuild from a
+    data/EnglishHnd.tgz already there is allowed, and one that differs is used, labelled, since only its load is timed.
+    A `DataError` saying how to give the data where there is none: main calls this before any MNIST run."""
+    return find_character_set("trainPart1", source, allow_download=False, allow_standin=True)
+
+def data_label(kind: str, route: str) -> str:
+    """"real data via data/trainPart1.zip", or the kind's own warning label (a rebuild's long route cut short)."""
+    return f"{'real data' if kind == REAL else LABELS[kind]} via {route.split('; ')[0]}"
+
+def time_trainpart1_preparation(found: tuple[Path, str, str] | None = None, files_per_class: int | None = None) -> dict:
+    """`found`: `locate_trainpart1()`'s answer (looked up here if None). The first load runs with PLAYMNIST_DATA_DIR on
+    an empty folder, so it is a true cache miss and the project's own data/cache is untouched; no downloads: this
+    times preparation, not a network."""
+    location, route, kind = found or locate_trainpart1()
     with tempfile.TemporaryDirectory(prefix="bench-trainpart1-") as temporary:
-        empty_data, path, loads = Path(temporary) / "data", source, []
+        empty_data, path, loads = Path(temporary) / "data", location, []
         empty_data.mkdir()
         if files_per_class is not None:
             path = write_cut(location, files_per_class, Path(temporary) / "trainPart1-cut.zip")
-        elif source is None and location.parent.resolve() == data_dir().resolve():
-            shutil.copy2(location, empty_data / location.name)  # found where load_trainpart1() looks
         with mock.patch.dict(os.environ, {"PLAYMNIST_DATA_DIR": str(empty_data)}):
             for _ in range(2):  # into the empty cache, then from it
                 started = perf_counter()
-                loads.append((load_trainpart1(path, allow_download=False), perf_counter() - started))
+                loads.append((load_trainpart1(path, allow_download=False, allow_standin=True),
+                              perf_counter() - started))
     (characters, first), (_, cached) = loads
-    described = characters.source.describe() if files_per_class is None else (  # never a machine's folder
+    described = replace(characters.source, route=route, kind=kind).describe() if files_per_class is None else (
         f"{len(characters)} images ({files_per_class} per class) cut from {project_relative(location)} "
-        f"({'STAND-IN' if kind != 'real' else 'real data'}, found via: {route})")
-    return {"source": described, "route": route, "standin": kind != "real", "images": len(characters),
-            "cut_files_per_class": files_per_class, "first_load_seconds": first, "cached_load_seconds": cached,
-            "first_load_limit_seconds": FIRST_LOAD_LIMIT, "cached_load_limit_seconds": CACHED_LOAD_LIMIT,
-            "first_load_within_limit": first < FIRST_LOAD_LIMIT, "cached_load_within_limit": cached < CACHED_LOAD_LIMIT}
+        f"({data_label(kind, route)})")  # never a machine's folder
+    return {"source": described, "route": route, "kind": kind, "standin": kind in (STANDIN, REBUILT_DIFFERS),
+            "images": len(characters), "cut_files_per_class": files_per_class, "first_load_seconds": first,
+            "cached_load_seconds": cached, "first_load_limit_seconds": FIRST_LOAD_LIMIT,
+            "cached_load_limit_seconds": CACHED_LOAD_LIMIT, "first_load_within_limit": first < FIRST_LOAD_LIMIT,
+            "cached_load_within_limit": cached < CACHED_LOAD_LIMIT}
 
 # ----------------------------------------------------------------------------- the run
 
 def log(message: str) -> None:
     print(f"[bench {strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-def run_benchmark(s: Settings, device: torch.device) -> dict:
-    """Every measurement, interleaved repeat by repeat; repeat r seeds weights and order with r."""
+def run_benchmark(s: Settings, device: torch.device, trainpart1: tuple[Path, str, str] | None = None) -> dict:
+    """Every measurement, interleaved repeat by repeat; repeat r seeds weights and order with r. `trainpart1`:
+    `locate_trainpart1()`'s answer, found before any of this runs."""
     *train_set, mnist_source = load_mnist("train")
     data = stratified_subset(LabelledImages(*train_set), s.train_images)
     test = stratified_subset(LabelledImages(*load_mnist("test")[:2]), s.test_images)
@@ -186,7 +199,7 @@ def run_benchmark(s: Settings, device: torch.device) -> dict:
     log("trainPart1: first load into an empty cache, then a cached load")
     return {"data": {"mnist": mnist_source.describe(), "train_images": len(data), "test_images": len(test),
                      "seed_evaluation_images": len(seed_test[1])}, "seed_pipeline": seed, "ours": ours,
-            "trainpart1": time_trainpart1_preparation(files_per_class=s.trainpart1_files_per_class),
+            "trainpart1": time_trainpart1_preparation(trainpart1, files_per_class=s.trainpart1_files_per_class),
             "summary": summarise(seed, ours)}
 
 # ----------------------------------------------------------------------------- report
@@ -258,8 +271,7 @@ def build_rows(results: dict) -> list[dict]:
         return what, f"{100 * accuracy:.2f} % (trained {seconds(trained)})", True
     cut = f", {timing['cut_files_per_class']} per class cut for --quick" if timing["cut_files_per_class"] else ""
     met = "met" if timing["first_load_within_limit"] and timing["cached_load_within_limit"] else "NOT met"
-    data = ("STAND-IN data (PLAYMNIST_TRAINPART1 unset, no data/trainPart1.zip)" if timing["standin"]
-            else f"real data via {timing['route']}")
+    data = data_label(timing["kind"], timing["route"])
     rows = [
         ("machine: CPU", machine["cpu"], False), ("machine: GPU", machine["gpu"], False),
         ("training runs on", machine["device"], False),
@@ -308,10 +320,11 @@ def notes(settings: Settings, device: torch.device, data: dict, quick: bool) -> 
         "here, so it mixes hardware and is not a same-machine ratio.",
         "Seed pipeline: DataLoader(batch_size=64, shuffle=True, num_workers=0); the PIL Resize((32,32)) + ToTensor() "
         "transform runs in the training process and its cost is inside every timed step.",
-        f"Ours: src.train.train with src.task2.MNIST_RECIPE and MODEL from scratch on {data['train_images']:,} MNIST "
-        "training images (no validation split: nothing is tuned here), its one-cycle schedule over "
-        f"{settings.our_epochs} epoch(s) (the run stops there); test accuracy every {settings.evaluate_every_steps} "
-        "steps; its wall seconds exclude evaluation. Throughput is read from each run's last epoch.",
+        "Ours: src.train.train with src.recipes.MNIST_RECIPE and DIGIT_MODEL from scratch on "
+        f"{data['train_images']:,} MNIST training images (no validation split: nothing is tuned here), its one-cycle "
+        f"schedule over {settings.our_epochs} epoch(s) (the run stops there); test accuracy every "
+        f"{settings.evaluate_every_steps} steps; its wall seconds exclude evaluation. Throughput is read from each run's "
+        "last epoch.",
         f"Accuracy after {settings.budget_seconds:g} s: the seed trains until its training time crosses the budget "
         "(the crossing step counts in full); ours runs its recipe with the one-cycle schedule sized, from the measured "
         "throughput, to end within the budget (never more than the recipe's own epochs).",
@@ -327,7 +340,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny settings, 1 repeat; writes results/quick/bench.json")
     for name, meaning in OVERRIDABLE.items():
         default = getattr(FULL, name)
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), help=f"{meaning} (default {default:g})")
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default),  # argparse %-formats help: '%%' is a '%'
+                            help=f"{meaning} (default {default:g})".replace("%", "%%"))
     arguments = parser.parse_args(argv)
     chosen = {name: getattr(arguments, name) for name in OVERRIDABLE if getattr(arguments, name) is not None}
     settings = replace(QUICK if arguments.quick else FULL, **chosen)
@@ -338,10 +352,19 @@ def main(argv=None) -> int:
     machine = {"device": device.type, "cpu": cpu, "gpu": gpu, "torch": torch.__version__,
                "summary": f"{gpu} (host: {cpu})" if device.type == "cuda" else cpu}
     command = "python -m bench --quick" if quick else "make bench"
-    log(f"on {machine['summary']} ({device.type}); settings {asdict(settings)}")
-    results = {"benchmark": "our training (src.train + src.task2.MNIST_RECIPE) vs the seed solution's pipeline",
+    try:  # trainPart1 is timed last but looked up first: a missing file is one line now, not an error minutes later
+        held = io.StringIO()  # src's rebuild route announces itself before it knows there is nothing to rebuild from:
+        with contextlib.redirect_stderr(held):  # its lines are shown only where the data was found
+            trainpart1 = locate_trainpart1()
+        sys.stderr.write(held.getvalue())
+        log(f"on {machine['summary']} ({device.type}); settings {asdict(settings)}")
+        measured = run_benchmark(settings, device, trainpart1)
+    except DataError as error:  # its message names the file, the problem and how to give the data
+        print(f"python -m bench: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    results = {"benchmark": "our training (src.train + src.recipes.MNIST_RECIPE) vs the seed solution's pipeline",
                "budget": "quick" if quick else "full", "command": command, "machine": machine,
-               "settings": asdict(settings), **run_benchmark(settings, device)}
+               "settings": asdict(settings), **measured}
     results["notes"] = notes(settings, device, results["data"], quick)
     results["rows"] = build_rows(results)
     results["headline"] = [{"what": row["what"], "value": row["value"], "command": command,

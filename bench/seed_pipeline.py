@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from src.analysis import first_staying_at_or_above
-from src.train import LabelledImages
+from src.data.labelled import LabelledImages
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with batch norm plus a shortcut: the identity, or a strided 1x1 projection (option B)."""

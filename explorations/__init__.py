@@ -11,7 +11,7 @@ from pathlib import Path
 
 from src import analysis
 from src.analysis import Run
-from src.files import atomic_write_bytes
+from src.settings import atomic_write_bytes
 
 EXPLORATIONS = Path(__file__).resolve().parent
 RESULTS = EXPLORATIONS / "results"

@@ -19,10 +19,11 @@ import torch
 from explorations import write_report
 from src import analysis
 from src.analysis import Run
-from src.classes import CLASS_CHARACTERS
+from src.data.classes import CLASS_CHARACTERS
 from src.decoding import writer_consistent_predictions
-from src.runs import device_name
-from src.task1 import FOLDS, RECIPE, cross_validate, folds_of, load_for
+from src.recipes import FOLDS, RECIPE
+from src.settings import device_name
+from src.task1 import cross_validate, folds_of, load_for
 
 MEMBER_SEED_STEP = 100  # member m of fold k: seed k + 100 m
 
@@ -59,7 +60,7 @@ def main(argv=None) -> None:
         averaged = torch.logsumexp(torch.stack(members), 0) - math.log(member + 1)
         for fold, index in enumerate(folds):
             report["runs"].append(Run("task1", f"ensemble of {member + 1}", "scratch", seed=fold, fold=fold,
-                                      config=analysis.config_digest(recipe), metrics=scores(
+                                      protocol="writers", config=analysis.config_digest(recipe), metrics=scores(
                                           averaged[index], characters.labels[index], characters.writers[index])))
         print(f"ensemble of {member + 1}:", analysis.format_mean_std(
             [run.metrics["accuracy"] for run in analysis.select(report["runs"], method=f"ensemble of {member + 1}")]),

@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     train.add_argument("--budget", choices=["quick", "full"], default=None, help="default: $PLAYMNIST_BUDGET or full")
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a zip/folder or on mnist-test")
     evaluate.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"default: {DEFAULT_CHECKPOINT}")
-    evaluate.add_argument("--data", required=True, help="zip or folder in trainPart1 or mnistTask3 layout, or mnist-test")
+    evaluate.add_argument("--data", required=True, help="a zip or folder in trainPart1's or mnistTask3's layout; or "
+                          "testPart1 / trainPart1 (found as the notebooks find them) or mnist-test")
     evaluate.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted and reported)")
     evaluate.add_argument("--decode", choices=["image", "writer"], default="image",
                           help="image: each image on its own (default); writer: a writer's images get distinct classes "

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from .data.files import atomic_write_bytes, sha256_of_source
+from .data.files import sha256_of_source
 from .data.preprocess import PREPROCESSING_VERSION
 from .model import CharacterCNN, ModelConfig, build_model, with_new_head
-from .settings import git_commit, on_colab, project_relative
+from .settings import atomic_write_bytes, git_commit, on_colab, project_relative
 
 FORMAT = "playmnist-checkpoint/1"
 

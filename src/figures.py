@@ -141,11 +141,11 @@ def grouped_bars(values: dict[str, dict[str, list[float]]], ylabel: str, title: 
 
 
 def training_curves(history: list[dict], keys: list[str], title: str = ""):
-    """Per-epoch values of `keys`: losses on the left, accuracies (as percentages) on the right."""
+    """Per-epoch values of `keys`: losses on the left, accuracies and shares (as percentages) on the right."""
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 3.5))
     epochs = [row["epoch"] for row in history]
     for key in [key for key in keys if key in history[0]]:
-        axis = accuracy_axis if "accuracy" in key else loss_axis
+        axis = loss_axis if key.endswith("loss") else accuracy_axis
         axis.plot(epochs, [row[key] for row in history], label=key.replace("_", " "))
     _finish(figure, loss_axis, "epoch", "loss", "", percent=False)
     _finish(figure, accuracy_axis, "epoch", "accuracy", "", percent=True)

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from .checkpoints import cpu_state_dict, plain
-from .data.files import atomic_write_bytes, sha256_of_source
+from .data.files import sha256_of_source
 from .model import ModelConfig, build_model
-from .settings import project_relative
+from .settings import atomic_write_bytes, project_relative, report
 from .train import TrainConfig, TrainResult
 
 
@@ -39,7 +39,8 @@ class SavedProgress:
     identity: dict              # e.g. task, budget, code digest, data, machine; compared field by field
 
     def load(self) -> dict | None:
-        """The saved state when it is this experiment's, else None (with the reason printed)."""
+        """The saved state when it is this experiment's, else None (the reason on the terminal; results["resumed"]
+        records a continuation)."""
         if not self.path.exists():
             return None
         name = project_relative(self.path)
@@ -47,14 +48,14 @@ class SavedProgress:
             saved = torch.load(self.path, map_location="cpu", weights_only=True)
             saved_identity, state, saved_at = saved["identity"], saved["state"], saved["saved_at"]
         except Exception as error:  # truncated, or not such a file: the experiment starts afresh and replaces it
-            print(f"{name}: not a readable saved experiment ({type(error).__name__}); starting afresh")
+            report(f"{name}: not a readable saved experiment ({type(error).__name__}); starting afresh")
             return None
         changed = [key for key in sorted(set(self.identity) | set(saved_identity))
                    if saved_identity.get(key) != self.identity.get(key)]
         if changed:
-            print(f"{name}: saved by an experiment with another {', '.join(changed)}; starting afresh")
+            report(f"{name}: saved by an experiment with another {', '.join(changed)}; starting afresh")
             return None
-        print(f"{name}: continuing an experiment saved at {saved_at}")
+        report(f"{name}: continuing an experiment saved at {saved_at}")
         return {**state, "saved_at": saved_at}
 
     def save(self, state: dict) -> None:

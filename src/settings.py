@@ -11,12 +11,16 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the repository; every published path is relative to it
 BUDGETS = ("quick", "full")
+UMASK = os.umask(0)  # reading the umask means setting it: done once, at import, before any threads
+os.umask(UMASK)
 
 
 def current_budget(budget: str | None = None) -> str:
@@ -42,6 +46,18 @@ def progress_enabled() -> bool:
     if "PLAYMNIST_PROGRESS" in os.environ:
         return os.environ["PLAYMNIST_PROGRESS"] == "1"
     return "ipykernel" in sys.modules or sys.stderr.isatty()
+
+
+def report(line: str) -> None:
+    """A progress line for the person waiting (a training started or ended, a dataset being rebuilt): appended to
+    $PLAYMNIST_PROGRESS_FILE where set (`tools.run_notebook` shows that file on the terminal while a notebook runs
+    headless, so the notebook's own outputs stay free of it), else on stderr where progress is shown at all."""
+    path = os.environ.get("PLAYMNIST_PROGRESS_FILE")
+    if path:
+        with open(path, "a") as stream:
+            stream.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+    elif progress_enabled():
+        print(line, file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- paths
@@ -70,8 +86,25 @@ def project_relative(path: str | Path) -> str:
         return path.name
 
 
+def atomic_write_bytes(target: Path, payload: bytes) -> None:
+    """Write to a temporary file beside `target`, then rename: readers never see half a file, and a failed write
+    leaves what was there before."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        os.fchmod(handle, 0o666 & ~UMASK)  # mkstemp's 0600 would hide results from other users
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def save_results(name: str, budget: str, content: dict) -> Path:
-    from .data.files import atomic_write_bytes  # the one careful writer
     path = results_dir(budget) / f"{name}.json"
     atomic_write_bytes(path, (json.dumps(content, indent=1, default=_jsonable) + "\n").encode())
     return path

@@ -6,7 +6,7 @@ writers the network has seen drawing *other* characters. Every choice is judged 
 alone, under two protocols: "images" (the test set's: 8 of each class's 40 drawings held out per fold, their writers
 seen in training) and "writers" (stricter: each fold's validation writers are absent from training). `run_experiment`
 cross-validates the recipe (`recipes.RECIPE`) and its ablations, then trains it on all 2,480 drawings;
-`judge_on_test_set` measures that network on testPart1, once, at the end.
+`evaluate.judge_testpart1` measures that network on testPart1, once, at the end.
 """
 from __future__ import annotations
 
@@ -20,15 +20,14 @@ from .analysis import Run, compare, config_digest, over_runs, runs_of
 from .augment import NO_AUGMENTATION
 from .checkpoints import finished_checkpoint
 from .data.classes import CLASS_CHARACTERS
-from .data.datasets import CharacterImages, load_testpart1, load_trainpart1
+from .data.datasets import CharacterImages, load_trainpart1
 from .data.labelled import LabelledImages
 from .data.preprocess import GeometryReferences, network_inputs
 from .data.splits import grouped_kfold, stratified_kfold
 from .decoding import writer_consistent_predictions
 from .model import build_model
 from .recipes import FOLD_SEED, FOLDS, RECIPE, TASK1_BUDGETS, Recipe
-from .settings import (checkpoint_dir, device_name, load_results, project_relative, save_results,
-                       standin_allowed)
+from .settings import checkpoint_dir, project_relative, save_results, standin_allowed
 from .train import Evaluation, predict, train
 
 PROTOCOLS = {
@@ -188,7 +187,7 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
                               variants)
         cross_validations[protocol] = {"recipe": main}
         runs += fold_runs("recipe", main) + [run for name in variants for run in fold_runs("recipe", main, name)]
-        for name in settings["ablations"] or ABLATIONS:
+        for name in ABLATIONS if settings["ablations"] is None else settings["ablations"]:
             ablated = ABLATIONS[name](recipe)
             cross_validations[protocol][name] = cv = cross_validate(
                 ablated, load_for(ablated, budget), settings["ablation_folds_run"], progress, f"{name}, {protocol}",
@@ -230,27 +229,14 @@ def save_final(result, recipe: Recipe, references: GeometryReferences, character
         "data_sha256": characters.source.sha256, "metrics": metrics})
 
 
-def judge_on_test_set(budget: str, checkpoint=None) -> dict:
-    """testPart1, measured once with the network the CV chose (the code path of `python -m src evaluate`): per image,
-    case-merged, per class, the confusion matrix, and the writer-decoded reading of the same logits (transductive, a
-    property of the split). Saved as results/task1_test.json; a full-budget reading of a network not read before is
-    added to results/testpart1_readings.json, the log of every time testPart1 was read."""
-    from .evaluate import evaluate_checkpoint
-    checkpoint = checkpoint or checkpoint_dir(budget) / "task1.pt"
-    test_set = load_testpart1(allow_standin=standin_allowed(budget))
-    report = evaluate_checkpoint(checkpoint, test_set.source.path, decode="writer", name="testPart1")
-    report.update(data_sha256=test_set.source.sha256, device=device_name(), budget=budget)
-    report["public_solutions"] = [{"repository": name, "url": url, "accuracy": accuracy}
-                                  for name, url, accuracy in PUBLIC_SOLUTIONS_ON_TESTPART1]
-    save_results("task1_test", budget, report)
-    readings = load_results("testpart1_readings", budget) or {"readings": []}
-    if not any(row["checkpoint_sha256"] == report["checkpoint_sha256"] for row in readings["readings"]):
-        readings["readings"].append({key: report[key] for key in (
-            "checkpoint_sha256", "accuracy", "accuracy_case_merged")} | {"date": time.strftime("%Y-%m-%d"),
-                                                                       "preprocessing": report["preprocessing"]})
-        save_results("testpart1_readings", budget, readings)
-    report["readings"] = readings["readings"]
-    return report
+def training_speed(model_config, characters: CharacterImages, images: int = 1280) -> float:
+    """Images per second of the training loop (augmentation included) on the CPU, one epoch over the first `images`
+    drawings: for comparing network sizes side by side on any machine."""
+    subset = characters.subset(torch.arange(images))
+    references = GeometryReferences.measure(subset.geometry, subset.writers, RECIPE.writer_minimum_images)
+    result = train(build_model(model_config), inputs_for(subset, RECIPE, references),
+                   replace(RECIPE.training, epochs=1), device="cpu", progress=False)
+    return result.history[-1]["images_per_second"]
 
 
 # ----------------------------------------------------------------------------- queries over the runs

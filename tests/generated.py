@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from src.classes import CLASS_CHARACTERS
+from src.data.classes import CLASS_CHARACTERS
 
 
 def draw_character(label: int, writer: int, canvas=(240, 180), scale: float = 1.0) -> Image.Image:

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from src import datasets, sources, train
-from src.checkpoints import checkpoint_identity, print_and_offer, read_checkpoint, save_checkpoint
-from src.files import DataError
+from src import train
+from src.checkpoints import checkpoint_identity, finished_checkpoint, print_and_offer, read_checkpoint, save_checkpoint
+from src.data import datasets, sources
+from src.data.files import DataError
+from src.data.labelled import LabelledImages
 from src.model import ModelConfig, build_model
-from src.runs import PROJECT_ROOT, progress_enabled
+from src.settings import PROJECT_ROOT, data_dir, progress_enabled, training_precision
 
 NOTEBOOKS = ["task1.ipynb", "task2.ipynb", "task3.ipynb"]
 
@@ -85,18 +87,18 @@ def test_setup_cell_does_nothing_outside_colab(tmp_path):
 
 # ----------------------------------------------------------------------------- real data or a clear stop
 
-@pytest.mark.parametrize("finder, variable, file_name", [
-    (datasets.find_trainpart1, "PLAYMNIST_TRAINPART1", "trainPart1.zip"),
-    (datasets.find_testpart1, "PLAYMNIST_TESTPART1", "testPart1.zip"),
-    (datasets.find_mnisttask3, "PLAYMNIST_MNISTTASK3", "mnistTask3.zip")])
-def test_full_budget_refuses_a_stand_in_and_says_what_to_do(monkeypatch, finder, variable, file_name):
+@pytest.mark.parametrize("finder, variable, file_name, has_standin", [
+    (lambda: datasets.find_character_set("trainPart1"), "PLAYMNIST_TRAINPART1", "trainPart1.zip", False),
+    (lambda: datasets.find_character_set("testPart1"), "PLAYMNIST_TESTPART1", "testPart1.zip", False),
+    (datasets.load_mnisttask3, "PLAYMNIST_MNISTTASK3", "mnistTask3.zip", True)])
+def test_full_budget_refuses_a_stand_in_and_says_what_to_do(monkeypatch, finder, variable, file_name, has_standin):
     monkeypatch.delenv("PLAYMNIST_ALLOW_STANDIN")
     monkeypatch.setenv("PLAYMNIST_BUDGET", "full")
     with pytest.raises(DataError) as refused:
         finder()
     message = str(refused.value)
-    assert variable in message and file_name in message and "PLAYMNIST_ALLOW_STANDIN=1" in message
-    assert not (sources.data_dir() / file_name.replace(".zip", "-standin.zip")).exists()  # nothing built
+    assert variable in message and file_name in message and ("PLAYMNIST_ALLOW_STANDIN=1" in message) == has_standin
+    assert not (data_dir() / file_name.replace(".zip", "-standin.zip")).exists()  # nothing built
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
     with pytest.raises(DataError, match=r"files\.upload\(\).*drive\.mount"):
         finder()
@@ -104,12 +106,15 @@ def test_full_budget_refuses_a_stand_in_and_says_what_to_do(monkeypatch, finder,
 
 def test_quick_budget_and_the_opt_in_allow_a_stand_in(monkeypatch):
     monkeypatch.delenv("PLAYMNIST_ALLOW_STANDIN")
-    monkeypatch.setattr(datasets, "_build_mnisttask3_standin", lambda target: target.write_bytes(b"stand-in"))
+
+    def find():
+        return sources.find_dataset("mnistTask3", None, lambda target: None, "stand-in", allow_download=False,
+                                    allow_standin=None)[2]
     monkeypatch.setenv("PLAYMNIST_BUDGET", "quick")
-    assert datasets.find_mnisttask3()[2] == "stand-in"
+    assert find() == sources.STANDIN
     monkeypatch.setenv("PLAYMNIST_BUDGET", "full")
     monkeypatch.setenv("PLAYMNIST_ALLOW_STANDIN", "1")
-    assert datasets.find_mnisttask3()[2] == "stand-in"
+    assert find() == sources.STANDIN
 
 
 def test_a_stand_in_network_never_replaces_a_real_one(tmp_path):
@@ -135,21 +140,21 @@ def test_a_stand_in_network_never_replaces_a_real_one(tmp_path):
 def test_precision_follows_the_gpu_capability(monkeypatch, capability, bf16_supported, expected):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
-    assert train.training_precision("cuda") == expected
-    assert train.training_precision("cpu") == "float32"
+    assert training_precision("cuda") == expected
+    assert training_precision("cpu") == "float32"
 
 
 def test_precision_is_stored_in_the_checkpoint(tmp_path):
-    digits = train.LabelledImages(torch.rand(32, 1, 28, 28), torch.arange(32) % 10)
+    digits = LabelledImages(torch.rand(32, 1, 28, 28), torch.arange(32) % 10)
     result = train.train(build_model(ModelConfig(num_classes=10), seed=0), digits,
                          train.TrainConfig(epochs=1, batch_size=16), device="cpu", progress=False)
-    path = train.finished_checkpoint(tmp_path / "digits.pt", result, {"task": "test"})
+    path = finished_checkpoint(tmp_path / "digits.pt", result, {"task": "test"})
     assert read_checkpoint(path)["metadata"]["precision"] == "float32" == result.precision
 
 
 def test_a_checkpoint_is_named_by_its_content_and_the_commit_that_trained_it(tmp_path, monkeypatch):
     """Tasks 2 and 3 record which task1.pt they started from: a re-run of Task 1 replaces the file."""
-    digits = train.LabelledImages(torch.rand(32, 1, 28, 28), torch.arange(32) % 10)
+    digits = LabelledImages(torch.rand(32, 1, 28, 28), torch.arange(32) % 10)
     config = train.TrainConfig(epochs=1, batch_size=16)
     monkeypatch.setenv("PLAYMNIST_GIT_COMMIT", "abcdef0123456789")
     path = tmp_path / "task1.pt"
@@ -157,7 +162,7 @@ def test_a_checkpoint_is_named_by_its_content_and_the_commit_that_trained_it(tmp
     for seed in (0, 1):
         result = train.train(build_model(ModelConfig(num_classes=10), seed=seed), digits, config, device="cpu",
                              progress=False)
-        train.finished_checkpoint(path, result, {"task": "test"})
+        finished_checkpoint(path, result, {"task": "test"})
         identities.append(checkpoint_identity(path))
     assert identities[1]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     assert identities[0]["sha256"] != identities[1]["sha256"]

@@ -25,9 +25,9 @@ import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from src import rebuild
-from src.files import PROJECT_ROOT, atomic_write_bytes
-from src.mnist import load_mnist_uint8, mnist_raw_dir
+from src.data import rebuild
+from src.data.mnist import load_mnist_uint8, mnist_raw_dir
+from src.settings import PROJECT_ROOT, atomic_write_bytes
 
 SHARED = PROJECT_ROOT.parent / "shared" / "data"
 CHARS74K_ENTRY = re.compile(r"^(train|test)/(Sample\d{3}/img\d{3}-\d{3}\.png)$")

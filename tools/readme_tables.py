@@ -1,7 +1,7 @@
 """Repository tooling: keep README's results and checkpoint tables equal to what the runs produced.
 
-Each task writes `results/<task>.json` with its run records (`analysis.Run`) and the headline rows its
-`headline_rows` queries from them (what, value, command, machine); each checkpoint carries its metrics in its
+Each task writes `results/<task>.json` with its run records (`analysis.Run`) and the summary rows its
+`summary_rows` queries from them (what, value, command, machine); each checkpoint carries its metrics in its
 metadata; each exploration writes its run records to `explorations/results/`. `python -m tools.readme_tables`
 rewrites the README's tables and the benchmark's section between its markers from those files, and
 `explorations/README.md`'s table from the explorations' records, so no number in them is typed by hand; a test
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from src.runs import PROJECT_ROOT, checkpoint_dir, load_results
+from src.settings import PROJECT_ROOT, checkpoint_dir, load_results
 
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 CHECKPOINT_MARKERS = ("<!-- checkpoints:start -->", "<!-- checkpoints:end -->")
@@ -19,32 +19,34 @@ PERFORMANCE_MARKERS = ("<!-- performance:start -->", "<!-- performance:end -->")
 RUNTIME_MARKERS = ("<!-- runtimes:start -->", "<!-- runtimes:end -->")
 EXPLORATION_MARKERS = ("<!-- explorations:start -->", "<!-- explorations:end -->")
 EXPLORATIONS_README = PROJECT_ROOT / "explorations" / "README.md"
-RESULT_FILES = ("task1", "task1_test", "task2", "task3", "bench")
+RESULT_FILES = ("task1", "task1_test", "task2", "task3")
+BENCH_README = PROJECT_ROOT / "bench" / "README.md"
 
 
 def headline(name: str, results: dict) -> list[dict]:
-    """A task's headline rows, queried afresh from its run records where it has them (else as stored), and Task 1's
-    one evaluation on testPart1 from its report."""
-    import importlib
-    if name == "task1_test":
-        return importlib.import_module("src.task1").testpart1_headline_rows(results)
-    if "runs" in results and name in ("task1", "task2", "task3"):
-        return importlib.import_module(f"src.{name}").headline_rows(results)
-    return results.get("headline", [])
+    """A task's summary rows as its run stored them; Task 1's one evaluation on testPart1 from its report."""
+    if results.get("headline"):
+        return results["headline"]
+    from src.task1 import test_summary_rows
+    return test_summary_rows(results) if name == "task1_test" else []
 
 
 def results_table() -> str:
-    lines = ["| task | result | value | command | machine |", "|---|---|---|---|---|"]
+    """One small table per task, under a line naming the command and the machine behind its rows."""
+    groups = {}
     for name in RESULT_FILES:
         results = load_results(name, "full")
-        if not results:
-            continue
-        for row in headline(name, results):
-            lines.append(f"| {name.split('_')[0]} | {row['what']} | {row['value']} | `{row['command']}` | "
-                         f"{row['machine']} |")
-    if len(lines) == 2:
-        lines.append("| – | no full-budget results yet | | `make reproduce` | |")
-    return "\n".join(lines + [f"\n{note}" for note in changed_inputs().values()])
+        for row in headline(name, results) if results else []:
+            groups.setdefault(name.split("_")[0], []).append(row)
+    if not groups:
+        return "No full-budget results yet: `make reproduce`."
+    lines = []
+    for task, rows in groups.items():
+        commands = " and ".join(dict.fromkeys(f"`{row['command']}`" for row in rows))
+        machines = "; ".join(dict.fromkeys(row["machine"] for row in rows))
+        lines += [f"**{task.replace('task', 'Task ')}**: {commands}, on {machines}", "", "| result | value |",
+                  "|---|---|", *[f"| {row['what']} | {row['value']} |" for row in rows], ""]
+    return "\n".join(lines + [note for note in changed_inputs().values()]).rstrip()
 
 
 def changed_inputs() -> dict[str, str]:
@@ -53,7 +55,7 @@ def changed_inputs() -> dict[str, str]:
     but not one run with Task 1's."""
     import re
 
-    from src.files import sha256_of_source
+    from src.data.files import sha256_of_source
     task1 = load_results("task1", "full") or {}
     network = checkpoint_dir("full") / "task1.pt"
     current = {"task1.pt": sha256_of_source(network)[:12] if network.is_file() else None,
@@ -92,7 +94,8 @@ def changed_recipe(stored: dict | None) -> list[str]:
             return {key: leaf for name, part in value.items() for key, leaf in flat(part, f"{prefix}{name}.").items()}
         return {prefix.rstrip("."): value}
     before, now = flat(stored), flat(recipe_for("full").to_dict())
-    return [f"{key} {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(before.keys() | now.keys())
+    # A field the stored recipe lacks was added since, at a value that keeps the old behaviour: not a change.
+    return [f"{key} {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(before)
             if before.get(key) != now.get(key)]
 
 
@@ -117,27 +120,28 @@ def checkpoints_table() -> str:
     from src.checkpoints import CHECKPOINT_DESCRIPTIONS, describe_checkpoints
     rows = describe_checkpoints([checkpoint_dir("full") / name for name in CHECKPOINT_DESCRIPTIONS])
     stale_tasks = changed_inputs()
-    lines = ["| file | what it is | metrics stored in it | data | trained on | size |", "|---|---|---|---|---|---|"]
+    lines = ["| file | what it is | metrics stored in it | size |", "|---|---|---|---|"]
     tasks = [Path(r["file"]).stem.split("_")[0] for r in rows]  # task1.pt, task2_digits400.pt -> task1, task2
     for r, task in zip(rows, tasks):
         stale = " **Stale:** saved by the run that the note below names." if task in stale_tasks else ""
-        lines.append(f"| `{r['file']}` | {r['what']}{stale} | {r['metrics']} | {r['data']} | {r['device']} "
-                     f"({r['precision']}) | {r['size']} |")
+        data = "" if r["data"] == "real" else f" (trained on {r['data']})"
+        lines.append(f"| `{r['file']}` | {r['what']}{data}{stale} | {r['metrics']} | {r['size']} |")
     if len(lines) == 2:
-        lines.append("| – | no full-budget checkpoints yet (`make reproduce`) | | | | |")
+        lines.append("| – | no full-budget checkpoints yet (`make reproduce`) | | |")
     return "\n".join(lines + [f"\n{note}" for task, note in stale_tasks.items() if task in tasks])
 
 
-def performance_section() -> str:
-    """Every row of `results/bench.json` (not only the headline ones) and the notes that qualify them."""
+def performance_section(everything: bool = False) -> str:
+    """`results/bench.json`'s headline rows for README, or every row and the notes that qualify them for
+    bench/README.md."""
     bench = load_results("bench", "full")
     if not bench:
         return "No benchmark run yet: `make bench` writes `results/bench.json`, then `python -m tools.readme_tables`."
-    lines = [f"Measured with `{bench['command']}` on {bench['machine']['summary']} (torch {bench['machine']['torch']}).", "",
-             "| what | value |", "|---|---|"]
-    lines += [f"| {row['what']} | {row['value']} |" for row in bench["rows"]]
-    lines += [""] + [f"- {note}" for note in bench["notes"]]
-    return "\n".join(lines)
+    rows = [row for row in bench["rows"] if everything or row.get("headline")]
+    lines = [f"Measured with `{bench['command']}` on {bench['machine']['summary']} (torch {bench['machine']['torch']})"
+             + ("" if everything else "; every row and its assumptions: [bench/README.md](bench/README.md)") + ".",
+             "", "| what | value |", "|---|---|", *[f"| {row['what']} | {row['value']} |" for row in rows]]
+    return "\n".join(lines + ([""] + [f"- {note}" for note in bench["notes"]] if everything else []))
 
 
 def _replace_between(text: str, markers: tuple[str, str], content: str) -> str:
@@ -178,6 +182,11 @@ def update_readme(path: Path = PROJECT_ROOT / "README.md", update=updated_readme
     return new != text
 
 
+def updated_bench_readme(text: str) -> str:
+    return _replace_between(text, PERFORMANCE_MARKERS, performance_section(everything=True))
+
+
 if __name__ == "__main__":
-    changed = update_readme() | update_readme(EXPLORATIONS_README, updated_explorations_readme)
+    changed = (update_readme() | update_readme(EXPLORATIONS_README, updated_explorations_readme)
+               | update_readme(BENCH_README, updated_bench_readme))
     print("README tables " + ("updated" if changed else "already up to date"))

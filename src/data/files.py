@@ -13,7 +13,6 @@ import http.client
 import io
 import os
 import tarfile
-import tempfile
 import urllib.request
 import warnings
 import zipfile
@@ -37,8 +36,6 @@ MAX_ZIP_UNCOMPRESSED_BYTES = 2 * 1024**3  # the datasets here are < 100 MB unpac
 MAX_DOWNLOAD_BYTES = 1024**3  # the largest archive fetched here is tens of MB
 OS_ARTEFACTS = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", "._")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-UMASK = os.umask(0)  # reading the umask means setting it: done once, at import, before any threads
-os.umask(UMASK)
 
 
 class DataError(ValueError):
@@ -57,23 +54,6 @@ def sha256_of_source(source: Path, pattern: str = "*") -> str:
         digest.update(path.relative_to(source).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def atomic_write_bytes(target: Path, payload: bytes) -> None:
-    """Write to a temporary file beside `target`, then rename: readers never see half a file."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    try:
-        os.fchmod(handle, 0o666 & ~UMASK)  # mkstemp's 0600 would hide results from other users
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def download(url: str, target: Path, check: Callable[[Path], object], timeout_seconds: float = 30.0,
@@ -122,7 +102,7 @@ def open_checked_zip(path: Path) -> zipfile.ZipFile:
     """Open a zip after refusing entries that escape the folder and absurd unpacked sizes."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
+    except (zipfile.BadZipFile, OSError, NotImplementedError) as error:
         raise DataError(f"{path}: not a readable zip file ({error})") from None
     for info in archive.infolist():
         name = info.filename
@@ -225,8 +205,8 @@ def list_source(source: Path) -> SourceListing:
         def read(name: str) -> bytes:
             try:
                 return archive.read(name)
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
-                raise DataError(f"{source}!{name}: damaged zip entry ({error})") from None
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as error:
+                raise DataError(f"{source}!{name}: damaged or unsupported zip entry ({error})") from None
     artefacts = {n for n in names if _is_artefact(n)}
     if artefacts:
         warnings.warn(f"{source}: skipped {len(artefacts)} operating-system artefact(s) such as {min(artefacts)!r}",

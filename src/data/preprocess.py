@@ -217,10 +217,11 @@ PREPROCESSINGS = ("mnist", "mnist_thinned", "resize32")  # MNIST's convention; w
 
 def prepare(luminance: np.ndarray, preprocessing: str, name: str = "<image>") -> tuple[torch.Tensor, InkBox]:
     """One drawing as a network's image input, by the preprocessing its network was trained with, and its ink box."""
+    if preprocessing == "resize32":
+        return plain_resize(luminance, 32), find_ink_box(ink_from_luminance(luminance), name)
     if preprocessing not in PREPROCESSINGS:
         raise ValueError(f"unknown preprocessing {preprocessing!r} (use one of {PREPROCESSINGS})")
-    image, box = to_mnist_convention(luminance, name, thin_thick_strokes=preprocessing == "mnist_thinned")
-    return (plain_resize(luminance, 32) if preprocessing == "resize32" else image), box
+    return to_mnist_convention(luminance, name, thin_thick_strokes=preprocessing == "mnist_thinned")
 
 
 @dataclass

@@ -37,10 +37,10 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from ..settings import data_dir, progress_enabled, project_relative
-from .files import DataError, atomic_write_bytes, download, list_source, read_checked_tar, sha256_of_source, tqdm
+from ..settings import atomic_write_bytes, data_dir, progress_enabled, project_relative, report
+from .files import DataError, download, list_source, read_checked_tar, sha256_of_source, tqdm
 from .mnist import load_mnist_uint8
-from .sources import REAL, REBUILT_DIFFERS, NotTheRealData, say
+from .sources import REAL, REBUILT_DIFFERS, NotTheRealData
 
 CHARS74K_URL = "http://www.ee.surrey.ac.uk/CVSSP/demos/chars74k/EnglishHnd.tgz"  # the dataset's home
 CHARS74K_URL_VARIABLE = "PLAYMNIST_CHARS74K_URL"  # another copy of the same archive (a mirror, a local server)
@@ -94,7 +94,7 @@ def expected_digests(name: str) -> dict[str, str]:
     return {f"{folder}/{image}": digest for image, (split, digest) in englishhnd_table().items() if split == folder}
 
 
-def is_the_assignments(name: str, path: Path) -> bool:
+def is_the_assignments(name: str, path: Path, listing=None) -> bool:
     """Whether `path` holds the assignment's `name`: its zip byte for byte, or (an extracted folder, a zip made
     again) every image the real archive has, each with the real file's digest. Names are matched on their last two
     parts (`SampleNNN/imgNNN-MMM.png`, `<folder>/image_NNNNNN.jpg`), so a wrapping folder does not matter."""
@@ -103,12 +103,12 @@ def is_the_assignments(name: str, path: Path) -> bool:
         return True
     expected = {"/".join(file.split("/")[-2:]): digest for file, digest in expected_digests(name).items()}
     try:
-        listing = list_source(path)
+        listing = listing or list_source(path)
     except DataError:
         return False
     found = {"/".join(file.split("/")[-2:]): file for file in listing.names}
-    return found.keys() == expected.keys() and all(short_digest(listing.read(found[key])) == digest
-                                                   for key, digest in expected.items())
+    return (len(listing.names) == len(expected) and found.keys() == expected.keys()
+            and all(short_digest(listing.read(found[key])) == digest for key, digest in expected.items()))
 
 
 # ----------------------------------------------------------------------------- building and judging
@@ -145,7 +145,7 @@ def judge(name: str, entries: dict[str, bytes], expected: dict[str, str], origin
     if not allow_differences:
         raise NotTheRealData(
             f"{name} rebuilt from {origin} is not the real data: {summary}. Nothing was kept{where_to_delete}. "
-            f"The full budget trains only on real data: give the real {name}.zip (data/{name}.zip or "
+            f"This run trains only on real data: give the real {name}.zip (data/{name}.zip or "
             f"PLAYMNIST_{name.upper()}), or set PLAYMNIST_ALLOW_STANDIN=1 (or PLAYMNIST_BUDGET=quick) to use this "
             f"rebuild, labelled as differing in every output.")
     return f"rebuilt from {origin}; {summary}", REBUILT_DIFFERS
@@ -179,7 +179,6 @@ def rebuild_from_englishhnd(name: str, allow_download: bool, allow_differences: 
     ($PLAYMNIST_CHARS74K_URL or the dataset's home), and the committed split table. Returns (path, route, kind)."""
     expected = expected_digests(name)
     archive, judged = data_dir() / ENGLISHHND_ARCHIVE, {}
-    say(f"{name}: rebuilding from Chars74K's {ENGLISHHND_ARCHIVE} and the assignment's split ...")
 
     def build(path: Path, shown: str, where_to_delete: str = "") -> None:
         images = englishhnd_images(path, shown)
@@ -190,6 +189,8 @@ def rebuild_from_englishhnd(name: str, allow_download: bool, allow_differences: 
         judged["route"], judged["kind"] = judge(name, judged["entries"], expected, origin, allow_differences,
                                                 where_to_delete)
 
+    if archive.exists() or allow_download:
+        report(f"{name}: rebuilding from Chars74K's {ENGLISHHND_ARCHIVE} and the assignment's split ...")
     if archive.exists():
         shown = project_relative(archive)
         try:
@@ -201,7 +202,12 @@ def rebuild_from_englishhnd(name: str, allow_download: bool, allow_differences: 
     elif allow_download:
         url = os.environ.get(CHARS74K_URL_VARIABLE) or CHARS74K_URL
         shown = f"{ENGLISHHND_ARCHIVE} " + (f"downloaded from {url}" if not url.startswith("file:") else "from a file URL")
-        download(url, archive, lambda partial: build(partial, shown), progress=progress_enabled())
+        try:
+            download(url, archive, lambda partial: build(partial, shown), progress=progress_enabled())
+        except NotTheRealData:
+            raise
+        except (OSError, DataError) as error:
+            raise DataError(f"{error} (offline, put {ENGLISHHND_ARCHIVE} in data/ to rebuild from it)") from None
     else:
         raise DataError(f"no {project_relative(archive)} to rebuild {name} from, and downloads are disabled")
     return keep(name, judged["entries"], judged["route"], judged["kind"])
@@ -214,7 +220,7 @@ def rebuild_mnisttask3(allow_download: bool, allow_differences: bool) -> tuple[P
     folder table. MNIST's labels are not read into the rebuild: the folders come from the table alone."""
     images, _, mnist_source = load_mnist_uint8("train", allow_download)
     folders, digests = mnisttask3_table()
-    say("mnistTask3: rebuilding from MNIST's 60,000 training images and the committed folder table ...")
+    report("mnistTask3: rebuilding from MNIST's 60,000 training images and the committed folder table ...")
     if len(images) != len(folders):
         raise DataError(f"MNIST's training set here has {len(images):,} images; {project_relative(MNISTTASK3_TABLE)} "
                         f"places {len(folders):,}, so this is not the MNIST the real archive was made from")

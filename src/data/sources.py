@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..settings import data_dir, on_colab, progress_enabled, project_relative, standin_allowed
-from .files import DataError, atomic_write_bytes, decode_grayscale, tqdm
+from ..settings import (atomic_write_bytes, data_dir, on_colab, progress_enabled, project_relative, report,
+                        standin_allowed)
+from .files import DataError, decode_grayscale, tqdm
 
 REAL, USER, STANDIN, REBUILT_DIFFERS = "real", "user data", "stand-in", "rebuilt, differs"
 LABELS = {REAL: "REAL data", USER: "USER DATA (not the assignment's archive; named by its sha256)",
@@ -29,12 +29,6 @@ LABELS = {REAL: "REAL data", USER: "USER DATA (not the assignment's archive; nam
 class NotTheRealData(DataError):
     """A rebuild that differs from the real archive, refused by the full budget. It is the answer, not a reason to
     try the next route: the message says which files differ and how to opt in."""
-
-
-def say(text: str) -> None:
-    """A progress line on the terminal (stderr), where progress is shown at all; never in committed outputs."""
-    if progress_enabled():
-        print(text, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -153,6 +147,6 @@ def find_dataset(name: str, path, build_standin, standin_route: str, allow_downl
                         f"again.{standin}")
     standin = data_dir() / f"{name}-standin.zip"
     if not standin.exists():
-        say(f"{name}: building the synthetic stand-in {project_relative(standin)} ...")
+        report(f"{name}: building the synthetic stand-in {project_relative(standin)} ...")
         build_standin(standin)
     return standin, f"{standin_route} (no real {name} found: " + "; ".join(failures or ["offline"]) + ")", STANDIN

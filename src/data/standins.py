@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .files import atomic_write_bytes
+from ..settings import atomic_write_bytes
 
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)       # fixed entry dates: the same seed gives the same bytes
 TRUE_FOLDER_PROBABILITY = 0.001        # an image sits in its own digit's folder
