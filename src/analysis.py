@@ -12,9 +12,9 @@ The record of runs. Every training run of every task appends one `Run` row to it
         metrics={"final_test_accuracy": 0.9931, "steps_to_0.99": 700, ...}, history="mnist/digits400/seed3")
 
 `start` names where the weights began ("scratch", "digits400": the 400-digit network of Task 2, "task1": the Task 1
-network) and `method` how it was trained; `seed` or `fold` is what a comparison pairs by; `metrics` are flat numbers (None where a run has no value,
-e.g. a threshold it never held); `history` is the key of the run's curves in `results["histories"]`. Everything the
-notebooks, the headline rows and the README print is a query over these rows:
+network) and `method` how it was trained; `seed` or `fold` is what a comparison pairs by; `metrics` are flat numbers
+(None where a run has no value, e.g. a threshold it never held); `history` is the key of the run's curves in
+`results["histories"]`. Everything the notebooks, the summary rows and the README print is a query over these rows:
 
     over_runs(runs, "final_test_accuracy", method="recipe", start="scratch")   # mean, std, n, ci95, of
     compare(runs, {"start": "digits400"}, {"start": "scratch"}, "final_test_accuracy")          # paired by seed

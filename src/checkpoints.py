@@ -208,7 +208,8 @@ def describe_checkpoints(paths) -> list[dict]:
                      "what": CHECKPOINT_DESCRIPTIONS.get(path.name.replace("-standin", ""), metadata.get("task", "")),
                      "metrics": "; ".join(format_metric(key.replace("_", " "), value)
                                           for key, value in metadata.get("metrics", {}).items()),
-                     "data": "stand-in" if trained_on_standin(metadata) else "real",
+                     "data": "stand-in" if trained_on_standin(metadata) else
+                     "user data" if "USER DATA" in str(metadata.get("data", "")) else "real",
                      "device": metadata.get("device", "unknown"), "precision": metadata.get("precision", "float32"),
                      "size": f"{path.stat().st_size / 1e6:.1f} MB"})
     return rows

@@ -153,9 +153,11 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
                              progress=progress, description=f"pretrain on 400 digits, seed {seed}")
                        for seed in range(settings.seeds)]
         runs, histories, best = pretraining_rows(pretraining, validation, test, pretrain_recipe), {}, {}
-        histories.update({f"pretrain/seed{seed}": {"history": result.history} for seed, result in enumerate(pretraining)})
+        histories.update({f"pretrain/seed{seed}": {"history": result.history}
+                          for seed, result in enumerate(pretraining)})
     digits400 = [result.model.cpu() for result in pretraining]  # seed k's MNIST runs start from pretraining run k
-    checkpoints, metadata = checkpoint_dir(budget), {"task": "task2", "classes": DIGIT_CHARACTERS, "preprocessing": "mnist"}
+    checkpoints = checkpoint_dir(budget)
+    metadata = {"task": "task2", "classes": DIGIT_CHARACTERS, "preprocessing": "mnist"}
     finished_checkpoint(checkpoints / "task2_digits400.pt", pretraining[0], {
         **metadata, "data": digits_source.describe(), "seed": 0, "metrics": {
             key: runs[0].metrics[key] for key in ("zero_shot_validation_accuracy", "zero_shot_test_accuracy")}})
@@ -181,7 +183,8 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
                                                          f"{method}, {start}, seed {seed}")
                 key = f"{method}/{start}/seed{seed}"
                 histories[key] = curves
-                runs.append(Run("task2", method, start, seed, config=config_digest(recipe), history=key,
+                runs.append(Run("task2", method, start, seed, history=key, config=config_digest(
+                    {"stages": [stage.to_dict() for stage in stages(method, recipe)]}),
                                 metrics=with_pretraining_seconds(metrics, pretraining_seconds.get(start))))
                 # The saved network of each start is its recipe run with the best validation accuracy.
                 if method == "recipe" and (start not in best or metrics["final_validation_accuracy"] > best[start][0]):
@@ -233,7 +236,8 @@ def pretraining_rows(pretraining: list, validation: LabelledImages, test: Labell
         zero_shot = {f"zero_shot_{name}_accuracy": analysis.accuracy(
             predict_logits(network, part.images).argmax(1).cpu(), part.labels)
             for name, part in (("validation", validation), ("test", test))}
-        rows.append(Run("task2", "pretrain", "scratch", seed, config=config_digest(recipe), history=f"pretrain/seed{seed}",
+        rows.append(Run("task2", "pretrain", "scratch", seed, config=config_digest(recipe),
+                        history=f"pretrain/seed{seed}",
                         metrics={**zero_shot, "train_seconds": result.history[-1]["wall_seconds"]}))
     return rows
 
@@ -261,7 +265,8 @@ def data_size_sweep(settings, digits400: list, splits: tuple, progress: bool | N
             tried = {(lr, seed): run(seed, lr) for lr in settings.sweep_learning_rates
                      for seed in range(settings.sweep_choice_seeds)}
             runs += [Run("task2", f"sweep_{size}_choice", start, seed, metrics={
-                "learning_rate": lr, "final_validation_accuracy": accuracy}) for (lr, seed), (_, accuracy) in tried.items()]
+                "learning_rate": lr, "final_validation_accuracy": accuracy})
+                for (lr, seed), (_, accuracy) in tried.items()]
             chosen = max(settings.sweep_learning_rates, key=lambda lr: np.mean(
                 [tried[lr, seed][1] for seed in range(settings.sweep_choice_seeds)]))
             for seed in range(settings.sweep_seeds):
@@ -285,7 +290,8 @@ def linear_probes(seeds: int, digits400: list, task1_checkpoint, fit: LabelledIm
                    metrics=analysis.linear_probe_accuracies(network, fit, score, PROBE_RIDGE))
     return ([probe("scratch", seed, build_model(DIGIT_MODEL, seed=seed)) for seed in range(seeds)]
             + [probe("digits400", seed, network) for seed, network in enumerate(digits400)]
-            + ([probe("task1", 0, start_network("task1", 0, DIGIT_MODEL, task1_checkpoint))] if task1_checkpoint else []))
+            + ([probe("task1", 0, start_network("task1", 0, DIGIT_MODEL, task1_checkpoint))]
+               if task1_checkpoint else []))
 
 
 # ----------------------------------------------------------------------------- queries over the runs
@@ -317,7 +323,8 @@ def summary_rows(results: dict) -> list[dict]:
     for start in STARTS:
         summary = analysis.over_runs(runs, "final_test_accuracy", method="recipe", start=start)
         if summary["n"]:
-            rows.append((f"MNIST test accuracy, {start} (the MNIST recipe)", analysis.format_mean_std(summary, unit=" %")))
+            rows.append((f"MNIST test accuracy, {start} (the MNIST recipe)",
+                         analysis.format_mean_std(summary, unit=" %")))
     for test in results.get("comparisons") or comparisons(results):
         if test["metric"] == "final_test_accuracy":
             rows.append((f"{test['a']['start']} minus scratch, {test['a']['method'].replace('_', ' ')}, paired by seed",

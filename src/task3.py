@@ -275,7 +275,8 @@ def summary_rows(results: dict) -> list[dict]:
             rows.append((f"{method.replace('_', '-')}, from {start}, MNIST test accuracy ({data})",
                          analysis.format_mean_std(summary, unit=" %")))
     rows.append((f"estimated P(folder = digit), from the naive network / re-estimated from the corrected one ({data})",
-                 f"{results['folder_is_digit_probability']:.4f} / {results['refined_folder_is_digit_probability']:.4f}"))
+                 f"{results['folder_is_digit_probability']:.4f} / "
+                 f"{results['refined_folder_is_digit_probability']:.4f}"))
     if results.get("true_folder_is_digit_probability") is not None:  # recorded by the audit, after all learning
         rows.append((f"true P(folder = digit), from MNIST's training labels after all learning ({data})",
                      f"{results['true_folder_is_digit_probability']:.4f}"))

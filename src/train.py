@@ -100,7 +100,8 @@ def predict_logits(model: nn.Module, images: torch.Tensor, geometry: torch.Tenso
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
-        batch = _batch_images(images[start: start + batch_size].to(device)).contiguous(memory_format=torch.channels_last)
+        batch = _batch_images(images[start: start + batch_size].to(device))
+        batch = batch.contiguous(memory_format=torch.channels_last)
         batch_geometry = None if geometry is None else geometry[start: start + batch_size].to(device)
         with _autocast(device, precision):
             outputs.append(model(batch, batch_geometry).float())
@@ -126,7 +127,8 @@ def predict(model: nn.Module, inputs: LabelledImages, views: int = 0, augment: A
 
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict:
     labels = labels.to(logits.device)
-    return {"loss": float(F.cross_entropy(logits, labels)), "accuracy": float((logits.argmax(1) == labels).float().mean())}
+    return {"loss": float(F.cross_entropy(logits, labels)),
+            "accuracy": float((logits.argmax(1) == labels).float().mean())}
 
 
 # ----------------------------------------------------------------------------- training
@@ -134,12 +136,13 @@ def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict:
 def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
           loss_function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
           evaluation: Evaluation | None = None, device: torch.device | str | None = None,
-          progress: bool | None = None, description: str = "training", compile_backend: str | None = None
-          ) -> TrainResult:
+          progress: bool | None = None, description: str = "training", compile_backend: str | None = None,
+          on_step: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Train `model` on `data` and return it with its history.
 
     `loss_function(logits, labels)` replaces cross-entropy (Task 3 passes its own); `evaluation` says what is measured
-    when. `progress=None` follows `settings.progress_enabled()`. `compile_backend` ("inductor" on a GPU) runs the
+    when; `on_step(step, model)` runs after every optimizer step (the recipe search's weight averages read it there).
+    `progress=None` follows `settings.progress_enabled()`. `compile_backend` ("inductor" on a GPU) runs the
     steps through `torch.compile`; it pays only when a run is long enough to amortise the compile (bench measures it).
     """
     device = torch.device(device) if device is not None else default_device()
@@ -205,6 +208,8 @@ def train(model: nn.Module, data: LabelledImages, config: TrainConfig, *,
             loss_sum += loss
             correct += right
             bar.update(1)
+            if on_step is not None:
+                on_step(step, model)
             if evaluation.due(step, config.evaluate_every_steps):
                 clock.pause()
                 step_evaluations.append({"step": step, "epoch": step / steps_per_epoch,
@@ -251,7 +256,8 @@ def _evaluate_all(model: nn.Module, sets: dict[str, LabelledImages], measure) ->
     row = {}
     for name, subset in sets.items():
         logits = predict_logits(model, subset.images, subset.geometry)
-        row.update({f"{name}_{key}": value for key, value in (measure or loss_and_accuracy)(logits, subset.labels).items()})
+        measured = (measure or loss_and_accuracy)(logits, subset.labels)
+        row.update({f"{name}_{key}": value for key, value in measured.items()})
     return row
 
 

@@ -127,7 +127,8 @@ def read_trainpart1(source: Path, *, preprocessing: str = "mnist", skip_bad: boo
 
     def build() -> dict:  # every preprocessing from one decoding (decoding is the cost)
         def transform(luminance, file):
-            prepared = {variant: preprocess.prepare(luminance, variant, f"{source}: {file}") for variant in PREPROCESSINGS}
+            prepared = {variant: preprocess.prepare(luminance, variant, f"{source}: {file}")
+                        for variant in PREPROCESSINGS}
             return {variant: image for variant, (image, _) in prepared.items()}, prepared["mnist"][1]
 
         kept, skipped = decode_all(source, list(entries), listing.read, transform, skip_bad)

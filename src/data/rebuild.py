@@ -201,7 +201,7 @@ def rebuild_from_englishhnd(name: str, allow_download: bool, allow_differences: 
             raise DataError(f"{error} (delete {shown} to download it again)") from None
     elif allow_download:
         url = os.environ.get(CHARS74K_URL_VARIABLE) or CHARS74K_URL
-        shown = f"{ENGLISHHND_ARCHIVE} " + (f"downloaded from {url}" if not url.startswith("file:") else "from a file URL")
+        shown = f"{ENGLISHHND_ARCHIVE} " + ("from a file URL" if url.startswith("file:") else f"downloaded from {url}")
         try:
             download(url, archive, lambda partial: build(partial, shown), progress=progress_enabled())
         except NotTheRealData:
