@@ -131,7 +131,8 @@ def load_model(path: Path, num_classes: int | None = None) -> tuple[CharacterCNN
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"{path}: model configuration is damaged ({error})") from None
     if num_classes is not None and config.num_classes != num_classes:
-        raise CheckpointError(f"{path}: expected a network with {num_classes} classes, found one with {config.num_classes}")
+        raise CheckpointError(f"{path}: expected a network with {num_classes} classes, "
+                              f"found one with {config.num_classes}")
     model = CharacterCNN(config)
     try:
         model.load_state_dict(payload["state_dict"])
@@ -173,7 +174,8 @@ CHECKPOINT_DESCRIPTIONS = {
     "task2_digits400.pt": "Task 2: the network trained on trainPart1's 400 digit drawings only (start `digits400`)",
     "task2_mnist_digits400.pt": "Task 2 (a): MNIST from `digits400` (seed with the best validation accuracy)",
     "task2_mnist_scratch.pt": "Task 2 (b): MNIST from random initialisation (seed with the best validation accuracy)",
-    "task2_mnist_task1.pt": "Task 2 (c): MNIST from the Task 1 network, new head (seed with the best validation accuracy)",
+    "task2_mnist_task1.pt": "Task 2 (c): MNIST from the Task 1 network, new head "
+                            "(seed with the best validation accuracy)",
     "task3_naive_scratch.pt": "Task 3: mnistTask3's folders used as labels (naive), from scratch",
     "task3_naive_task1.pt": "Task 3: folders as labels (naive), from the Task 1 network",
     "task3_scratch.pt": "Task 3: corrected loss, then pseudo-labels (two-stage), from scratch "

@@ -33,8 +33,8 @@ def check_writer_groups(writers: torch.Tensor, num_classes: int, labels: torch.T
             if int(counts.max()) > 1:
                 repeated = int(counts.argmax())
                 name = f" ({class_names[repeated]!r})" if class_names else ""
-                raise DataError(f"writer {writer:03d} has {int(counts.max())} images of class {repeated}{name}: each writer "
-                                f"must draw each character at most once for writer decoding")
+                raise DataError(f"writer {writer:03d} has {int(counts.max())} images of class {repeated}{name}: "
+                                f"each writer must draw each character at most once for writer decoding")
     return len(torch.unique(writers))
 
 

@@ -327,7 +327,10 @@ def summary_rows(results: dict) -> list[dict]:
                          analysis.format_mean_std(summary, unit=" %")))
     for test in results.get("comparisons") or comparisons(results):
         if test["metric"] == "final_test_accuracy":
-            rows.append((f"{test['a']['start']} minus scratch, {test['a']['method'].replace('_', ' ')}, paired by seed",
+            method = test["a"]["method"]
+            how = (f"with {int(method.split('_')[1]):,} MNIST images, peaks chosen on validation"
+                   if method.startswith("sweep_") else f"method {method}")
+            rows.append((f"{test['a']['start']} minus scratch, {how}, test accuracy paired by seed",
                          f"{100 * test['mean_difference']:+.2f} points, Holm-corrected p = {test['p_holm']:.2f} "
                          f"(n={test['n']})"))
     return analysis.readme_rows(rows, results["device"], "task2", results["budget"])

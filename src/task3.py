@@ -111,7 +111,8 @@ class Experiment:
         """One run of `method`'s recipe with the budget's epochs, from `start`, measured on the held-out folders
         during training and on the MNIST test set once at the end; appends its row, returns the result and the row."""
         config = replace(TASK3_RECIPES[method], epochs=self.settings.epochs[method], seed=seed,
-                         evaluate_every_steps=self.settings.evaluate_every_steps)
+                         evaluate_every_steps=self.settings.evaluate_every_steps,
+                         learning_rate=self.settings.peaks.get(method, TASK3_RECIPES[method].learning_rate))
         measure = held_out_measures(self.transition)
         watched = Evaluation(every_epoch={"held_out": self.validation}, every_steps={"held_out": self.validation},
                              measure=measure)
@@ -161,7 +162,7 @@ def run_experiment(budget: str, progress: bool | None = None) -> dict:
     test_images, test_labels, mnist_source = load_mnist("test")
     test = stratified_subset(LabelledImages(test_images, test_labels), settings.test_images)
     task1_checkpoint = task1_checkpoint_path()
-    starts = [s for s in STARTS if s == "scratch" or task1_checkpoint.exists()]
+    starts = [s for s in settings.starts if s == "scratch" or task1_checkpoint.exists()]
     experiment = Experiment(settings, train_set, validation, test, task1_checkpoint, progress)
     checkpoints = checkpoint_dir(budget)
     metadata = {"task": "task3", "classes": DIGIT_CHARACTERS, "preprocessing": "mnist", "data": noisy.source.describe()}

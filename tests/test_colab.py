@@ -199,6 +199,9 @@ def test_on_colab_the_checkpoints_are_zipped_and_downloaded(tmp_path, monkeypatc
     monkeypatch.syspath_prepend(str(fake_colab(tmp_path / "fake")))
     for module in [m for m in sys.modules if m == "google" or m.startswith("google.")]:
         monkeypatch.delitem(sys.modules, module)
+    for module in ("google", "google.colab", "google.colab.files"):  # the fake goes when the test ends
+        monkeypatch.setitem(sys.modules, module, None)
+        monkeypatch.delitem(sys.modules, module)
     import google.colab.files as colab_files
     folder = tmp_path / "checkpoints"
     for name in ("task3_scratch.pt", "task3_task1.pt"):
