@@ -47,7 +47,7 @@ def search_questions() -> list[Question]:
     found = dict.fromkeys((run["method"], run["protocol"]) for run in report["runs"] if run["method"] != "recipe")
     return [Question("task1", f"Recipe search: {method} ({PROTOCOL_NAMES[protocol]})", "task1_search",
                      {"method": method, "protocol": protocol}, {"method": "recipe", "protocol": protocol}, ACCURACIES,
-                     "fold", report.get("command", SEARCH)) for method, protocol in found]
+                     "fold", " && ".join(report.get("commands", [SEARCH]))) for method, protocol in found]
 
 
 def questions() -> list[Question]:
@@ -98,9 +98,14 @@ def answer_text(row: dict) -> str:
 
 
 def print_rows(task: str | None = None) -> None:
-    """Each row; p-values here are each exploration's own, not corrected across explorations."""
-    for row in rows(task):
-        print(f"- {row['question']}\n    {answer_text(row)}\n    {row['machine']}; {row['command']}")
+    """Each row, with every test of the rows printed Holm-corrected together (one family, apart from the notebook's)."""
+    found = rows(task)
+    tests = analysis.with_holm([test for row in found for test in row["tests"].values()])
+    for row in found:
+        corrected = [tests.pop(0) for _ in row["tests"]]
+        holm = ", ".join(f"{label} {test['p_holm']:.3f}" for label, test in zip(row["tests"], corrected))
+        print(f"- {row['question']}\n    {answer_text(row)}\n    Holm-corrected over these rows: {holm}\n"
+              f"    {row['machine']}; {row['command']}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
-"""The Colab path, tested on a CPU: a simulated Colab (a fake `google.colab` module), the rule that
-the full budget never trains on a stand-in, precision chosen by GPU capability, progress bars
-switched in one place, the checkpoints section every notebook ends with, and no machine path in
-anything we publish."""
+"""The Colab path, tested on a CPU: a simulated Colab (a fake `google.colab` module), the rule that the full budget
+never trains on a stand-in, precision chosen by GPU capability, the checkpoints section every notebook ends with, and
+no machine path in anything we publish."""
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +21,7 @@ from src.data import datasets, sources
 from src.data.files import DataError
 from src.data.labelled import LabelledImages
 from src.model import ModelConfig, build_model
-from src.settings import PROJECT_ROOT, data_dir, progress_enabled, training_precision
+from src.settings import PROJECT_ROOT, data_dir, training_precision
 
 NOTEBOOKS = ["task1.ipynb", "task2.ipynb", "task3.ipynb"]
 
@@ -144,14 +143,6 @@ def test_precision_follows_the_gpu_capability(monkeypatch, capability, bf16_supp
     assert training_precision("cpu") == "float32"
 
 
-def test_precision_is_stored_in_the_checkpoint(tmp_path):
-    digits = LabelledImages(torch.rand(32, 1, 28, 28), torch.arange(32) % 10)
-    result = train.train(build_model(ModelConfig(num_classes=10), seed=0), digits,
-                         train.TrainConfig(epochs=1, batch_size=16), device="cpu", progress=False)
-    path = finished_checkpoint(tmp_path / "digits.pt", result, {"task": "test"})
-    assert read_checkpoint(path)["metadata"]["precision"] == "float32" == result.precision
-
-
 def test_a_checkpoint_is_named_by_its_content_and_the_commit_that_trained_it(tmp_path, monkeypatch):
     """Tasks 2 and 3 record which task1.pt they started from: a re-run of Task 1 replaces the file."""
     digits = LabelledImages(torch.rand(32, 1, 28, 28), torch.arange(32) % 10)
@@ -167,19 +158,10 @@ def test_a_checkpoint_is_named_by_its_content_and_the_commit_that_trained_it(tmp
     assert identities[1]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     assert identities[0]["sha256"] != identities[1]["sha256"]
     assert identities[1]["git_commit"] == "abcdef0" and identities[1]["device"] == result.device
+    assert read_checkpoint(path)["metadata"]["precision"] == "float32" == result.precision
 
 
 # ----------------------------------------------------------------------------- progress
-
-def test_progress_bars_have_one_switch(monkeypatch):
-    monkeypatch.setenv("PLAYMNIST_PROGRESS", "0")
-    assert progress_enabled() is False
-    monkeypatch.setenv("PLAYMNIST_PROGRESS", "1")
-    assert progress_enabled() is True
-    monkeypatch.delenv("PLAYMNIST_PROGRESS")
-    monkeypatch.setitem(sys.modules, "ipykernel", type(sys)("ipykernel"))  # inside Jupyter or Colab
-    assert progress_enabled() is True
-
 
 def test_no_notebook_turns_its_progress_bars_off_by_hand():
     for name in NOTEBOOKS:

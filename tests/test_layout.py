@@ -72,30 +72,20 @@ def test_the_layout_section_lists_exactly_the_modules_in_the_tree():
 
 
 def assignments_into_src(path) -> list[str]:
-    """Where a file changes a src module from outside: assigns to an attribute of one, setattr on one, or mock.patch."""
+    """Where a file changes src from outside: an assignment to an attribute of an imported src name, a setattr on
+    one, or any mock.patch."""
     tree = ast.parse(path.read_text())
-    modules = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] == "src"}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "src" and \
-                (node.module == "src" or node.module.count(".") == 1 and node.module.startswith("src.data")):
-            modules |= {alias.asname or alias.name for alias in node.names}
-
-    def root(node):
-        while isinstance(node, ast.Attribute):
-            node = node.value
-        return node.id if isinstance(node, ast.Name) else None
+    names = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+             if isinstance(node, (ast.Import, ast.ImportFrom)) and (getattr(node, "module", "") or "src").startswith("src")
+             for alias in node.names if isinstance(node, ast.ImportFrom) or alias.name.startswith("src")}
     found = []
     for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, (ast.AugAssign, ast.AnnAssign)) else []
-        found += [f"{path.name}:{node.lineno}" for target in targets
-                  if isinstance(target, ast.Attribute) and root(target) in modules]
-        if isinstance(node, ast.Call):
-            called = ast.unparse(node.func)
-            if "patch" in called.split(".")[-1] or (called == "setattr" and root(node.args[0]) in modules):
-                found.append(f"{path.name}:{node.lineno} ({called})")
+        targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+        found += [f"{path.name}:{node.lineno}" for target in targets if isinstance(target, ast.Attribute)
+                  and ast.unparse(target).split(".")[0] in names]
+        if isinstance(node, ast.Call) and ("patch" in ast.unparse(node.func).split(".")[-1] or (
+                ast.unparse(node.func) == "setattr" and ast.unparse(node.args[0]).split(".")[0] in names)):
+            found.append(f"{path.name}:{node.lineno}")
     return found
 
 
