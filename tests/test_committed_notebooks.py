@@ -20,6 +20,7 @@ NAMED_HASH = re.compile(r"(sha256 |Commit: )[0-9a-f]{7,40}")  # a data checksum,
 # The numbers prose states about a run: percentages, p-values, times, and counts written with thousands separators.
 NUMBER = re.compile(r"(?P<value>\d[\d,]*(?:\.\d+)?)\s?(?:%|s\b|seconds\b|min\b|minutes\b)|p\s?[=<]\s?(?P<p>0?\.\d+)|"
                     r"(?P<count>\d{1,3}(?:,\d{3})+)")
+PLACEHOLDER = re.compile(r"\b(?:ANSWER|CONCLUSION|TEST_HISTORY)_[A-Z0-9_]+")  # prose to be written from a run
 CITATION = re.compile(r"\b(?:19|20)\d{2}\b|\]\(https?://")  # (Author, 2019) or a link: a figure from elsewhere
 
 
@@ -62,6 +63,7 @@ def notebook_offences(notebook) -> list[str]:
     for where, text in texts(notebook):
         for match in HISTORY.finditer(text):
             offences.append(f"{where}: '{match.group(0)}' talks about how the repository was made")
+        offences += [f"{where}: the placeholder {found} was never written" for found in PLACEHOLDER.findall(text)]
         for match in HEX.finditer(NAMED_HASH.sub("", text)):
             offences.append(f"{where}: '{match.group(0)}' looks like a commit hash")
     if not never_run:
@@ -82,11 +84,13 @@ def test_the_check_catches_a_rerun_cell_an_error_a_hash_history_and_an_unprinted
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell("a", execution_count=1), nbformat.v4.new_code_cell("b", execution_count=3),
                       nbformat.v4.new_markdown_cell("Fixed in issue 12 at commit 39a29d7. It reads 91.2 %, p = 0.03; "
-                                                    "MNIST's 60,000 images in 12 s. LeCun et al. (1998) got 99.3 %.")]
+                                                    "MNIST's 60,000 images in 12 s. LeCun et al. (1998) got 99.3 %. "
+                                                    "ANSWER_TASK1")]
     notebook.cells[1].outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="", traceback=[]),
                                  nbformat.v4.new_output("stream", text="Budget: full | Commit: 39a29d7 | 60000 | 12 s\n")]
     offences = notebook_offences(notebook)
     assert "not one top-to-bottom run" in offences[0] and "ValueError" in offences[1]
+    assert any("ANSWER_TASK1 was never written" in o for o in offences)
     assert any("'issue 12'" in o for o in offences) and any("'39a29d7'" in o and "markdown" in o for o in offences)
     unprinted = [o for o in offences if "no output of this run prints" in o]
     assert [o.split("states ")[1].split(" ")[0] for o in unprinted] == ["91.2", "0.03"]  # 60,000 and 12 s printed; 99.3 cited
@@ -108,4 +112,4 @@ def test_readme_prose_states_only_numbers_its_generated_tables_hold():
     text = (PROJECT_ROOT / "README.md").read_text()
     tables = "\n".join(re.findall(r"<!-- \w+:start -->(.*?)<!-- \w+:end -->", text, flags=re.DOTALL))
     prose = re.sub(r"<!-- \w+:start -->.*?<!-- \w+:end -->", "", text, flags=re.DOTALL)
-    assert unsupported_numbers(prose, tables) == []
+    assert unsupported_numbers(prose, tables) == [] and not PLACEHOLDER.search(text)
