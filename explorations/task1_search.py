@@ -45,7 +45,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from scipy import stats
 
 from explorations import write_report
 from src import analysis
@@ -59,7 +58,7 @@ from src.data.sources import cached, decode_all
 from src.model import CharacterCNN, build_model
 from src.recipes import FOLDS, RECIPE, Recipe
 from src.settings import data_dir, device_name
-from src.task1 import PROTOCOLS, folds_of, inputs_for, load_for, recipe_predict
+from src.task1 import PROTOCOLS, fold_scores, folds_of, inputs_for, load_for, recipe_predict
 from src.train import cross_entropy, train
 
 REPEAT_SEED_STEP = 1000          # repeat r, fold k: fold id and seed 1000 r + k
@@ -67,26 +66,6 @@ EMA_DECAY = 0.998
 SWA_SHARE = 0.25                 # the last quarter of the epochs
 MIXUP_ALPHA = 0.2
 FINE_FIELD, FINE_FIT = 40, 28
-
-
-# ----------------------------------------------------------------------------- the corrected resampled t-test
-
-def corrected_resampled_t_test(differences, test_to_train_ratio: float) -> dict:
-    """Nadeau & Bengio (2003): paired differences over n = folds x repeats of k-fold CV, whose training sets overlap,
-    so the plain paired t-test understates the variance. t = mean / sqrt((1/n + n_test/n_train) var(d, ddof=1)),
-    df = n - 1, two-sided p. Returns mean, t, p, n (t and p None with fewer than two differences)."""
-    d = np.asarray(list(differences), dtype=float)
-    n = len(d)
-    mean = float(d.mean()) if n else float("nan")
-    if n < 2:
-        return {"mean": mean, "t": None, "p": None, "n": n}
-    variance = float(d.var(ddof=1))
-    if variance == 0:
-        t = 0.0 if mean == 0 else math.copysign(math.inf, mean)
-    else:
-        t = mean / math.sqrt((1 / n + test_to_train_ratio) * variance)
-    p = float(2 * stats.t.sf(abs(t), n - 1))
-    return {"mean": mean, "t": float(t), "p": p, "n": n}
 
 
 # ----------------------------------------------------------------------------- networks and weight averages
@@ -318,12 +297,6 @@ def candidate_config(name: str, nets: dict[str, Network], recipe: Recipe) -> str
 
 # ----------------------------------------------------------------------------- one fold
 
-def scores(log_probabilities: torch.Tensor, labels: torch.Tensor) -> dict:
-    predictions = log_probabilities.argmax(1)
-    return {"accuracy": analysis.accuracy(predictions, labels),
-            "accuracy_case_merged": analysis.case_merged_accuracy(predictions, labels)}
-
-
 def train_fold(network: Network, characters: CharacterImages, fine: torch.Tensor | None, train_index, validation_index,
                seed: int, wanted: list[str]) -> tuple[dict[str, torch.Tensor], float, dict]:
     """Train `network` on one fold with `seed` (the network's initial weights and the training's generators, as
@@ -408,7 +381,7 @@ def search(arguments, recipe: Recipe, characters: CharacterImages, report: dict)
                                 "epochs": recipe.training.epochs}, path)
                 cells = []
                 for name in missing:
-                    metrics = {**scores(outputs[name], labels), "train_seconds": seconds,
+                    metrics = {**fold_scores(outputs[name].argmax(1), labels), "train_seconds": seconds,
                                **(extras if SCORED_ON[name][1] == "swa" else {})}
                     report["runs"].append(Run("task1", name, "scratch", seed=seed, fold=fold_id, protocol=protocol,
                                               config=candidate_config(name, nets, recipe), metrics=metrics).to_dict())
@@ -434,7 +407,8 @@ def search(arguments, recipe: Recipe, characters: CharacterImages, report: dict)
                 seconds = sum(run["metrics"]["train_seconds"] for run in report["runs"]
                               if run["method"] in ENSEMBLE_MEMBERS and run["protocol"] == protocol
                               and run["fold"] == fold_id)
-                metrics = {**scores(averaged, characters.labels[validation_index]), "train_seconds": seconds}
+                metrics = {**fold_scores(averaged.argmax(1), characters.labels[validation_index]),
+                           "train_seconds": seconds}
                 report["runs"].append(Run("task1", ENSEMBLE, "scratch", seed=fold_id, fold=fold_id,
                                           protocol=protocol, config=candidate_config(ENSEMBLE, nets, recipe),
                                           metrics=metrics).to_dict())
@@ -458,7 +432,7 @@ def check(arguments, recipe: Recipe, characters: CharacterImages) -> None:
     theirs = plain["out_of_fold_logits"][validation_index]
     labels = characters.labels[validation_index]
     print(f"check 1 ({protocol}, {recipe.training.epochs} epochs): cross_validate fold 1 top-1 "
-          f"{100 * plain['folds'][0]['accuracy']:.4f} %, this script's {100 * scores(mine['recipe'], labels)['accuracy']:.4f} %; "
+          f"{100 * plain['folds'][0]['accuracy']:.4f} %, this script's {100 * fold_scores(mine['recipe'].argmax(1), labels)['accuracy']:.4f} %; "
           f"log-probabilities identical: {torch.equal(mine['recipe'], theirs)} "
           f"({time.perf_counter() - started:.0f} s)", flush=True)
 
@@ -509,10 +483,10 @@ def print_report(report: dict) -> None:
                 if name == "recipe":
                     cells.append(f"{'':>7s} {'':>6s}" if metric == "accuracy" else f"{'':>8s} {'':>6s}")
                     continue
-                test = corrected_resampled_t_test(
-                    [100 * (own[f].metrics[metric] - base[f].metrics[metric]) for f in paired], ratio)
-                p = "-" if test["p"] is None else f"{test['p']:.3f}"
-                cells.append(f"{test['mean']:+{7 if metric == 'accuracy' else 8}.2f} {p:>6s}")
+                test = analysis.corrected_resampled_t_test([100 * own[f].metrics[metric] for f in paired],
+                                                           [100 * base[f].metrics[metric] for f in paired], ratio)
+                p = "-" if math.isnan(test["p_value"]) else f"{test['p_value']:.3f}"
+                cells.append(f"{test['mean_difference']:+{7 if metric == 'accuracy' else 8}.2f} {p:>6s}")
             print(f"  {name:40s} {len(paired):3d} {100 * top1:8.2f} {100 * merged:8.2f} {cells[0]} {cells[1]} "
                   f"{seconds:7.0f}")
 
