@@ -37,6 +37,7 @@ REPLICATION = ("python -m explorations.task1_recipe_choice --fold-seed 1 --seed 
 ENSEMBLE = "python -m explorations.task1_ensemble --members 3 --out explorations/results/task1_ensemble.json"
 STROKES = ("python -m explorations.task2_digit_strokes --seeds 0 1 2 3 4 "
            "--out explorations/results/task2_digit_strokes.json")
+RELEASE = "python -m explorations.task2_release --seeds 0 1 2 --out explorations/results/task2_release.json"
 SEARCH = "python -m explorations.task1_search --protocol PROTOCOL --repeats R ... --out explorations/results/task1_search.json"
 PROTOCOL_NAMES = {"images": "seen writers", "writers": "new writers"}
 
@@ -64,6 +65,11 @@ def questions() -> list[Question]:
                  "task2_digit_strokes", {"method": "thinned to MNIST's width"}, {"method": "as drawn"},
                  {"mnist_validation_accuracy_zero_shot": "MNIST validation zero-shot",
                   "linear_probe_stage3": "linear probe on stage 3"}, "seed", STROKES, "Task 2's pretraining (as drawn)"),
+        Question("task2", "Is batch norm why LP-FT's scratch control loses accuracy at the release? (its statistics "
+                 "recomputed on MNIST before the probe)", "task2_release", {"method": "statistics recomputed on MNIST"},
+                 {"method": "statistics as initialised"}, {"drop_after_release": "largest fall after the release",
+                                                           "final_validation_accuracy": "final validation accuracy"},
+                 "seed", RELEASE, "the notebook's control"),
     ]
 
 
