@@ -137,7 +137,9 @@ def performance_section(everything: bool = False) -> str:
     bench = load_results("bench", "full")
     if not bench:
         return "No benchmark run yet: `make bench` writes `results/bench.json`, then `python -m tools.readme_tables`."
-    rows = [row for row in bench["rows"] if everything or row.get("headline")]
+    # README: the headline rows that hold a measurement; bench/README.md: every row, "not measured" ones included
+    rows = [row for row in bench["rows"] if everything or (row.get("headline") and not row["value"].startswith(
+        "not measured"))]
     lines = [f"Measured with `{bench['command']}` on {bench['machine']['summary']} (torch {bench['machine']['torch']})"
              + ("" if everything else "; every row and its assumptions: [bench/README.md](bench/README.md)") + ".",
              "", "| what | value |", "|---|---|", *[f"| {row['what']} | {row['value']} |" for row in rows]]
