@@ -20,10 +20,9 @@ import argparse
 import copy
 from dataclasses import replace
 
-import torch
-import torch.nn as nn
 
 from explorations import write_report
+from explorations.task1_search import recompute_batch_norm
 from src import task2
 from src.analysis import Run, config_digest
 from src.data.mnist import load_mnist_splits
@@ -36,24 +35,6 @@ VARIANTS = ("statistics as initialised", "statistics recomputed on MNIST")
 MEASURED = ("drop_after_release", "final_validation_accuracy", "steps_to_0.99")
 
 
-def recompute_batch_norm_statistics(network: nn.Module, images: torch.Tensor, batch_size: int = 500) -> nn.Module:
-    """A copy of `network` whose batch-norm running means and variances are the plain average over `images` (no
-    momentum); every weight stays as it was."""
-    network = copy.deepcopy(network)
-    norms = [module for module in network.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
-    momenta = [module.momentum for module in norms]
-    for module in norms:
-        module.reset_running_stats()
-        module.momentum = None
-    network.train()
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            network(images[start:start + batch_size])
-    for module, momentum in zip(norms, momenta):
-        module.momentum = momentum
-    return network.eval()
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -63,7 +44,7 @@ def main(argv=None) -> None:
     train_set, validation, _, mnist_source = load_mnist_splits(VALIDATION_IMAGES)
     if arguments.train_images:
         train_set = stratified_subset(train_set, arguments.train_images)
-    statistics_images = stratified_subset(train_set, min(TRAIN_SAMPLE_IMAGES, len(train_set)), seed=0).images
+    statistics_images = stratified_subset(train_set, min(TRAIN_SAMPLE_IMAGES, len(train_set)), seed=0)
     report = {"data": [mnist_source.describe()], "device": device_name(), "recipe": MNIST_RECIPE.to_dict(), "runs": [],
               "command": "python -m explorations.task2_release --seeds " + " ".join(map(str, arguments.seeds))
                          + (f" --train-images {arguments.train_images}" if arguments.train_images else "")
@@ -71,8 +52,9 @@ def main(argv=None) -> None:
     for seed in arguments.seeds:
         random_network = build_model(DIGIT_MODEL, seed=seed)  # the notebook's scratch start of this seed
         for variant in VARIANTS:
-            network = (recompute_batch_norm_statistics(random_network, statistics_images) if variant == VARIANTS[1]
-                       else copy.deepcopy(random_network))
+            network = copy.deepcopy(random_network)
+            if variant == VARIANTS[1]:
+                recompute_batch_norm(network, statistics_images)  # weights untouched
             recipe = replace(MNIST_RECIPE, seed=seed)  # its closing reading is of the validation images again
             _, metrics, curves = task2.train_on_mnist(network, "probe_then_finetune", recipe,
                                                       (train_set, validation, validation), progress=False)
