@@ -37,7 +37,7 @@ from src.data.splits import stratified_subset
 from src.model import build_model
 from src.recipes import DIGIT_MODEL, MNIST_RECIPE, TRAIN_SAMPLE_IMAGES, VALIDATION_IMAGES
 from src.settings import device_name
-from src.train import predict_logits, train
+from src.train import _batch_images, predict_logits, train  # _batch_images: the loop's own uint8 -> [0, 1] rule
 
 VARIANTS = ("statistics as initialised", "statistics recomputed on MNIST")
 MEASURED = ("drop_after_release", "final_validation_accuracy", "steps_to_0.99")
@@ -57,9 +57,7 @@ def statistics_only_release(network, train_set, validation, recipe) -> dict:
     with torch.no_grad():
         for _ in range(STATISTICS_STEPS):
             index = torch.randint(len(train_set), (recipe.batch_size,), generator=generator)
-            images = train_set.images[index]
-            images, _ = augment_batch(images.float() / 255 if images.dtype == torch.uint8 else images, recipe.augment,
-                                      generator)
+            images, _ = augment_batch(_batch_images(train_set.images[index]), recipe.augment, generator)
             probed(images.contiguous(memory_format=torch.channels_last), None)
     after = validation_accuracy()
     return {"validation_accuracy_at_release": before, "validation_accuracy_after_statistics": after,
