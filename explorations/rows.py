@@ -93,8 +93,11 @@ def answer(question: Question) -> dict | None:
              for metric, label in question.measures.items()}
     if not all(tests.values()):
         return None
-    baseline = {label: analysis.over_runs(runs, metric, **question.baseline)["mean"]
-                for metric, label in question.measures.items()}
+    baseline = {}  # over the same runs the test pairs with the variant's, not every run of the baseline
+    for metric, label in question.measures.items():
+        paired = [run.metrics[metric] for run in analysis.select(runs, **question.baseline)
+                  if getattr(run, question.paired_by) in tests[label]["pairs"]]
+        baseline[label] = sum(paired) / len(paired)
     return {"task": question.task, "question": question.question, "command": question.command, "tests": tests,
             "baseline": baseline, "baseline_name": question.baseline_name,
             "machine": report.get("device") or "machine not recorded in the file"}

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from scipy import stats
 
 from explorations import write_report
 from src import analysis
@@ -471,7 +472,7 @@ def print_report(report: dict) -> None:
             continue
         print(f"\n{protocol} protocol ({PROTOCOLS[protocol]}):")
         print(f"  {'candidate':40s} {'n':>3s} {'top-1 %':>8s} {'merged %':>8s} {'diff':>7s} {'p':>6s} "
-              f"{'diff mrg':>8s} {'p':>6s} {'train s':>7s}")
+              f"{'95 % interval':>16s} {'diff mrg':>8s} {'p':>6s} {'train s':>7s}")
         for name in names:
             own = {run.fold: run for run in runs if run.protocol == protocol and run.method == name}
             paired = sorted(set(own) & set(base))
@@ -481,12 +482,16 @@ def print_report(report: dict) -> None:
             cells = []
             for metric in ("accuracy", "accuracy_case_merged"):
                 if name == "recipe":
-                    cells.append(f"{'':>7s} {'':>6s}" if metric == "accuracy" else f"{'':>8s} {'':>6s}")
+                    cells.append(f"{'':>7s} {'':>6s} {'':>16s}" if metric == "accuracy" else f"{'':>8s} {'':>6s}")
                     continue
-                test = analysis.corrected_resampled_t_test([100 * own[f].metrics[metric] for f in paired],
-                                                           [100 * base[f].metrics[metric] for f in paired], ratio)
+                differences = [100 * (own[f].metrics[metric] - base[f].metrics[metric]) for f in paired]
+                test = analysis.corrected_resampled_t_test(differences, [0.0] * len(paired), ratio)
                 p = "-" if math.isnan(test["p_value"]) else f"{test['p_value']:.3f}"
                 cells.append(f"{test['mean_difference']:+{7 if metric == 'accuracy' else 8}.2f} {p:>6s}")
+                if metric == "accuracy":  # the corrected test's 95 % interval of the mean difference
+                    half = (stats.t.ppf(0.975, len(paired) - 1) * math.sqrt(
+                        (1 / len(paired) + ratio) * np.var(differences, ddof=1))) if len(paired) > 1 else math.nan
+                    cells[-1] += f" [{test['mean_difference'] - half:+.2f}, {test['mean_difference'] + half:+.2f}]"
             print(f"  {name:40s} {len(paired):3d} {100 * top1:8.2f} {100 * merged:8.2f} {cells[0]} {cells[1]} "
                   f"{seconds:7.0f}")
 
