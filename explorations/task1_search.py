@@ -484,11 +484,12 @@ def print_report(report: dict) -> None:
                 if name == "recipe":
                     cells.append(f"{'':>7s} {'':>6s} {'':>16s}" if metric == "accuracy" else f"{'':>8s} {'':>6s}")
                     continue
-                differences = [100 * (own[f].metrics[metric] - base[f].metrics[metric]) for f in paired]
-                test = analysis.corrected_resampled_t_test(differences, [0.0] * len(paired), ratio)
+                test = analysis.corrected_resampled_t_test([100 * own[f].metrics[metric] for f in paired],
+                                                           [100 * base[f].metrics[metric] for f in paired], ratio)
                 p = "-" if math.isnan(test["p_value"]) else f"{test['p_value']:.3f}"
                 cells.append(f"{test['mean_difference']:+{7 if metric == 'accuracy' else 8}.2f} {p:>6s}")
                 if metric == "accuracy":  # the corrected test's 95 % interval of the mean difference
+                    differences = [100 * (own[f].metrics[metric] - base[f].metrics[metric]) for f in paired]
                     half = (stats.t.ppf(0.975, len(paired) - 1) * math.sqrt(
                         (1 / len(paired) + ratio) * np.var(differences, ddof=1))) if len(paired) > 1 else math.nan
                     cells[-1] += f" [{test['mean_difference'] - half:+.2f}, {test['mean_difference'] + half:+.2f}]"
